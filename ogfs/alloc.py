@@ -1,0 +1,146 @@
+"""Block allocation in resource groups (GFS's rgrps), 2 bits of state a block.
+
+Each node starts looking in "its" part of the device (jid × rgrps / journals, as GFS spreads
+nodes out) and goes round from there, next-fit inside a resource group.
+
+Freed blocks are marked free in the bitmap at once (so the transaction that frees them says
+so) but stay in `quarantine` until the journal is checkpointed: until then an older logged
+image of such a block may still be replayed onto it, so it must not receive new data.  See
+the invariant in journal.py.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from .layout import DINODE, FREE, UNLINKED, RIndexEntry, bitmap_get, bitmap_set, pack_rgrp
+
+
+class NoSpace(Exception):
+    pass
+
+
+@dataclass
+class Rgrp:
+    index: int
+    entry: RIndexEntry
+    generation: int
+    free: int
+    dinodes: int
+    unlinked: int
+    bitmap: bytearray
+    hint: int = 0  # next-fit position, relative to data_start
+    dirty: bool = field(default=False, repr=False)
+
+    def pack(self, jid: int) -> bytearray:
+        self.generation += 1
+        return pack_rgrp(self.free, self.dinodes, self.unlinked, self.bitmap, self.generation, jid)
+
+
+class Allocator:
+    def __init__(self, rgrps: list[Rgrp], jid: int, njournals: int) -> None:
+        self.rgrps = rgrps
+        self._starts = [r.entry.data_start for r in rgrps]
+        self.home = (jid * len(rgrps)) // max(njournals, 1) if rgrps else 0
+        self.quarantine: set[int] = set()
+        self.allocated = 0  # counters for ogfs_tool
+        self.freed = 0
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def rgrp_of(self, blk: int) -> Rgrp:
+        i = bisect.bisect_right(self._starts, blk) - 1
+        if i < 0 or blk >= self.rgrps[i].entry.data_start + self.rgrps[i].entry.data_count:
+            raise ValueError(f"block {blk} is in no resource group")
+        return self.rgrps[i]
+
+    def state(self, blk: int) -> int:
+        rg = self.rgrp_of(blk)
+        return bitmap_get(rg.bitmap, blk - rg.entry.data_start)
+
+    def set_state(self, blk: int, new: int) -> None:
+        rg = self.rgrp_of(blk)
+        i = blk - rg.entry.data_start
+        old = bitmap_get(rg.bitmap, i)
+        if old == new:
+            return
+        bitmap_set(rg.bitmap, i, new)
+        rg.free += (new == FREE) - (old == FREE)
+        rg.dinodes += (new == DINODE) - (old == DINODE)
+        rg.unlinked += (new == UNLINKED) - (old == UNLINKED)
+        rg.dirty = True
+
+    @property
+    def free_blocks(self) -> int:
+        # Quarantined blocks count as free: an allocation that needs them forces a checkpoint.
+        return sum(r.free for r in self.rgrps)
+
+    @property
+    def total_blocks(self) -> int:
+        return sum(r.entry.data_count for r in self.rgrps)
+
+    # -- allocation -------------------------------------------------------------------------
+
+    def alloc(self, want: int, state: int, goal: int | None = None) -> tuple[int, int]:
+        """Allocate a run of 1..want free blocks, contiguous; (start, count)."""
+        order = list(range(len(self.rgrps)))
+        first = self.home
+        if goal is not None:
+            try:
+                first = self.rgrp_of(goal).index
+            except ValueError:
+                pass
+        order = order[first:] + order[:first]
+        for i in order:
+            rg = self.rgrps[i]
+            if rg.free <= 0:
+                continue
+            start = None
+            if goal is not None and i == order[0]:
+                start = goal - rg.entry.data_start
+            run = self._find(rg, want, start)
+            if run:
+                blk, n = run
+                for b in range(blk, blk + n):
+                    self.set_state(b, state)
+                self.allocated += n
+                return blk, n
+        raise NoSpace()
+
+    def _find(self, rg: Rgrp, want: int, start: int | None) -> tuple[int, int] | None:
+        count, base, bm, q = rg.entry.data_count, rg.entry.data_start, rg.bitmap, self.quarantine
+        pos = rg.hint if start is None else start
+        for lo, hi in ((pos, count), (0, pos)):
+            i = lo
+            while i < hi:
+                if bitmap_get(bm, i) != FREE or base + i in q:
+                    i += 1
+                    # Skip whole bytes (4 blocks) that have no free block at all.
+                    while i < hi and i & 3 == 0 and _full(bm[i >> 2]):
+                        i += 4
+                    continue
+                j = i + 1
+                while j < hi and j - i < want and bitmap_get(bm, j) == FREE and base + j not in q:
+                    j += 1
+                rg.hint = j if j < count else 0
+                return base + i, j - i
+        return None
+
+    def free(self, start: int, count: int) -> None:
+        for b in range(start, start + count):
+            self.set_state(b, FREE)
+            self.quarantine.add(b)
+        self.freed += count
+
+    def release_quarantine(self) -> None:
+        """After a checkpoint: no logged image can land on these blocks any more."""
+        self.quarantine.clear()
+
+    def dirty_rgrps(self) -> list[Rgrp]:
+        return [r for r in self.rgrps if r.dirty]
+
+
+def _full(byte: int) -> bool:
+    """True if none of the four 2-bit states in `byte` is FREE (00)."""
+    return bool(byte & 0x03) and bool(byte & 0x0C) and bool(byte & 0x30) and bool(byte & 0xC0)

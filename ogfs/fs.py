@@ -1,0 +1,751 @@
+"""The ogfs filesystem on one node: every operation, on in-memory metadata, with a journal.
+
+This module knows nothing of FUSE (ogfs/fuse_ops.py adapts it) so tests can drive it directly.
+
+Transactions.  Operations run one at a time (the daemon's event loop never yields inside one),
+so between two operations the in-memory metadata is always consistent.  Each operation only
+marks what it changed dirty; `commit()` packs every dirty dinode, directory block, extent
+block and resource group into one journal transaction (group commit).  So a transaction is
+always a whole number of operations: after a crash, replay gives the state after some
+operation, never the middle of one.  Commits happen every `commit` seconds, on fsync, when
+the dirty set grows large, and at unmount.
+
+Ordered data.  File data is not journaled.  New blocks are written in place during write(),
+before the commit that makes them part of a file; freed blocks wait in quarantine until the
+next checkpoint (see alloc.py and the invariant in journal.py).
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from . import journal
+from .alloc import Allocator, NoSpace, Rgrp
+from .blockdev import Device
+from .inode import MAX_EXTENTS, Dir, Inode, ext_blocks_needed
+from .layout import (
+    BLOCK,
+    DINODE,
+    SB_BLOCK,
+    STUFF_MAX,
+    UNLINKED,
+    USED,
+    XATTR_SIZE,
+    Superblock,
+    pack_xattrs,
+    unpack_dir_block,
+    unpack_ext_block,
+    unpack_rgrp,
+    unpack_rindex,
+)
+
+NAME_MAX = 255
+MAX_FILE_SIZE = (1 << 32) * BLOCK  # extents address 2^32 logical blocks: 16 TiB
+ZERO = bytes(BLOCK)
+
+
+class FsError(Exception):
+    def __init__(self, err: int, msg: str = "") -> None:
+        super().__init__(err, msg or errno.errorcode.get(err, str(err)))
+        self.errno = err
+
+
+class MountError(Exception):
+    """The filesystem cannot be mounted; the message says why."""
+
+
+@dataclass
+class Options:
+    jid: int = 0
+    readonly: bool = False
+    commit_interval: float = 1.0  # seconds between group commits; 0 = commit every operation
+    barrier: bool = True          # fdatasync the device on fsync and checkpoint
+    crash_after: int | None = None
+    on_crash: Callable[[], None] | None = None
+
+
+def now() -> int:
+    return time.time_ns()
+
+
+def dtype_of(mode: int) -> int:
+    return stat.S_IFMT(mode) >> 12
+
+
+class Filesystem:
+    def __init__(self, dev_path: str, opts: Options) -> None:
+        self.opts = opts
+        kw = {} if opts.on_crash is None else {"on_crash": opts.on_crash}
+        self.dev = Device(dev_path, readonly=opts.readonly, crash_after=opts.crash_after, **kw)
+        try:
+            self.sb = Superblock.unpack(self.dev.read(SB_BLOCK))
+        except Exception as e:
+            self.dev.close()
+            raise MountError(f"{dev_path}: no ogfs filesystem ({e})") from None
+        if not 0 <= opts.jid < len(self.sb.journals):
+            self.dev.close()
+            raise MountError(f"{dev_path}: no journal {opts.jid} (the filesystem has "
+                             f"{len(self.sb.journals)}; add one with mkfs.ogfs -j)")
+        self.jid = opts.jid
+        self.replayed: dict[int, int] = {}
+        self._recover_journals()
+        ri_blocks = [self.dev.read(self.sb.rindex_start + i) for i in range(self.sb.rindex_blocks)]
+        rgrps = []
+        for i, e in enumerate(unpack_rindex(ri_blocks, self.sb.rgrp_count)):
+            gen, free, dinodes, unlinked, bm = unpack_rgrp(self.dev.read(e.header))
+            rgrps.append(Rgrp(i, e, gen, free, dinodes, unlinked, bm))
+        self.alloc = Allocator(rgrps, self.jid, len(self.sb.journals))
+        self.inodes: dict[int, Inode] = {}
+        self.dirty_inodes: set[Inode] = set()
+        self.dirty_ext: set[Inode] = set()
+        self.dirty_dirblocks: dict[int, tuple[Dir, int]] = {}
+        self.uninstalled: dict[int, bytes] = {}
+        self.log = journal.Log(self.dev, self.sb.journals[self.jid], self.jid, self.sb.uuid)
+        self.last_commit = time.monotonic()
+        self.counters = {"commits": 0, "checkpoints": 0, "fsyncs": 0, "ops": 0}
+        if not opts.readonly:
+            seq, _ = self.log.read_head()
+            self.log.write_head(seq, 0)  # mounted: the journal is ours and dirty until unmount
+            self._reclaim_unlinked()
+            self.commit()
+
+    # ------------------------------------------------------------------------------------
+    # Mount-time recovery
+    # ------------------------------------------------------------------------------------
+
+    def _recover_journals(self) -> None:
+        """With lock_nolock this node is alone: replay every dirty journal (first mounter)."""
+        for jid, region in enumerate(self.sb.journals):
+            state, n = journal.journal_state(self.dev, region, jid, self.sb.uuid)
+            if state == "clean":
+                continue
+            if self.opts.readonly:
+                if n:
+                    self.dev.close()
+                    raise MountError(f"journal {jid} holds {n} transactions to replay: "
+                                     f"mount read-write once to recover it")
+                continue
+            self.replayed[jid] = journal.replay(self.dev, region, jid, self.sb.uuid)
+
+    def _reclaim_unlinked(self) -> None:
+        """Free inodes that were unlinked while open when the last mount ended."""
+        for rg in self.alloc.rgrps:
+            if not rg.unlinked:
+                continue
+            for i in range(rg.entry.data_count):
+                addr = rg.entry.data_start + i
+                if self.alloc.state(addr) == UNLINKED:
+                    ino = self.inode(addr)
+                    self._destroy(ino)
+
+    # ------------------------------------------------------------------------------------
+    # The inode cache
+    # ------------------------------------------------------------------------------------
+
+    def inode(self, addr: int) -> Inode:
+        ino = self.inodes.get(addr)
+        if ino is not None:
+            return ino
+        try:
+            state = self.alloc.state(addr)
+        except ValueError:
+            raise FsError(errno.ENOENT) from None
+        if state not in (DINODE, UNLINKED):
+            raise FsError(errno.ENOENT)
+        ino, _kind, indirect = Inode.unpack(addr, self.dev.read(addr))
+        for b in indirect:
+            gen, exts = unpack_ext_block(self.dev.read(b))
+            ino.ext_blocks.append(b)
+            ino.ext_gens.append(gen)
+            ino.extents += exts
+        self.inodes[addr] = ino
+        return ino
+
+    def dir(self, ino: Inode) -> Dir:
+        if not ino.is_dir:
+            raise FsError(errno.ENOTDIR)
+        if ino.dir is None:
+            d = Dir()
+            for lblk in range(sum(n for _, _, n in ino.extents)):
+                p, _ = ino.map(lblk)
+                assert p is not None
+                gen, ents = unpack_dir_block(self.dev.read(p))
+                d.add_block(p, gen, ents)
+            ino.dir = d
+        return ino.dir
+
+    def _dirty(self, ino: Inode) -> None:
+        self.dirty_inodes.add(ino)
+
+    def _check_writable(self) -> None:
+        if self.opts.readonly:
+            raise FsError(errno.EROFS)
+
+    # ------------------------------------------------------------------------------------
+    # Commit and checkpoint
+    # ------------------------------------------------------------------------------------
+
+    def dirty_count(self) -> int:
+        return (len(self.dirty_inodes) + len(self.dirty_dirblocks) + len(self.alloc.dirty_rgrps())
+                + sum(len(i.ext_blocks) for i in self.dirty_ext))
+
+    def commit(self) -> None:
+        """One journal transaction with everything dirty (called between operations only)."""
+        if self.opts.readonly:
+            return
+        images: list[tuple[int, bytes]] = []
+        for ino in self.dirty_inodes:
+            images.append((ino.addr, ino.pack(self.jid)))
+        for ino in self.dirty_ext:
+            images += ino.pack_ext_blocks(self.jid)
+        for addr, (d, k) in self.dirty_dirblocks.items():
+            images.append((addr, d.pack(k, self.jid)))
+        for rg in self.alloc.dirty_rgrps():
+            images.append((rg.entry.header, rg.pack(self.jid)))
+            rg.dirty = False
+        self.dirty_inodes.clear()
+        self.dirty_ext.clear()
+        self.dirty_dirblocks.clear()
+        self.last_commit = time.monotonic()
+        if not images:
+            return
+        if not self.log.space_for(len(images)):
+            self.checkpoint()
+        self.log.commit(images)
+        self.counters["commits"] += 1
+        self.uninstalled.update(images)
+        if self.log.used * 2 > self.log.region.length:
+            self.checkpoint()
+
+    def checkpoint(self, flags: int = 0) -> None:
+        """Write every committed block home and empty the journal."""
+        if self.opts.barrier:
+            self.dev.flush()  # the log must be durable before home blocks change
+        self.log.checkpoint(sorted(self.uninstalled.items()), flags)
+        if self.opts.barrier:
+            self.dev.flush()
+        self.uninstalled.clear()
+        self.alloc.release_quarantine()
+        self.counters["checkpoints"] += 1
+
+    def after_op(self) -> None:
+        """Called by the FUSE layer after each operation: commit when it is time."""
+        self.counters["ops"] += 1
+        if self.opts.readonly:
+            return
+        if (self.opts.commit_interval == 0 or self.dirty_count() * 4 > self.log.region.length
+                or time.monotonic() - self.last_commit >= self.opts.commit_interval):
+            self.commit()
+
+    def fsync(self) -> None:
+        self.counters["fsyncs"] += 1
+        self.commit()
+        if self.opts.barrier and not self.opts.readonly:
+            self.dev.flush()
+
+    def unmount(self) -> None:
+        if not self.opts.readonly:
+            self.commit()
+            self.checkpoint(journal.F_UNMOUNT)
+        self.dev.close()
+
+    # ------------------------------------------------------------------------------------
+    # Allocation helpers
+    # ------------------------------------------------------------------------------------
+
+    def _alloc(self, want: int, state: int, goal: int | None = None) -> tuple[int, int]:
+        try:
+            return self.alloc.alloc(want, state, goal)
+        except NoSpace:
+            if not self.alloc.quarantine:
+                raise FsError(errno.ENOSPC) from None
+        # Blocks freed since the last checkpoint become usable after one.
+        self.commit()
+        self.checkpoint()
+        try:
+            return self.alloc.alloc(want, state, goal)
+        except NoSpace:
+            raise FsError(errno.ENOSPC) from None
+
+    def _new_inode(self, parent: Inode, mode: int, uid: int, gid: int, rdev: int = 0) -> Inode:
+        addr, _ = self._alloc(1, DINODE, goal=parent.addr)
+        t = now()
+        ino = Inode(addr, mode, uid, gid, 1, 0, t, t, t, rdev, parent=parent.addr)
+        if stat.S_ISDIR(mode):
+            ino.nlink = 2
+            ino.dir = Dir()
+            ino.stuffed = None  # directories always live in directory blocks
+        self.inodes[addr] = ino
+        self._dirty(ino)
+        return ino
+
+    def _fit_ext_blocks(self, ino: Inode) -> None:
+        """Give the inode as many extent blocks as its extent list needs now."""
+        need = ext_blocks_needed(len(ino.extents))
+        if len(ino.extents) > MAX_EXTENTS:
+            raise FsError(errno.EFBIG, "file too fragmented")
+        while len(ino.ext_blocks) < need:
+            goal = ino.ext_blocks[-1] + 1 if ino.ext_blocks else ino.addr
+            b, _ = self._alloc(1, USED, goal)
+            ino.ext_blocks.append(b)
+            ino.ext_gens.append(0)
+        while len(ino.ext_blocks) > need:
+            self.alloc.free(ino.ext_blocks.pop(), 1)
+            ino.ext_gens.pop()
+        if ino.ext_blocks:
+            self.dirty_ext.add(ino)
+        self._dirty(ino)
+
+    def _destroy(self, ino: Inode) -> None:
+        """Free an inode and everything it owns."""
+        for p, n in ino.cut_extents(0):
+            self.alloc.free(p, n)
+        for b in ino.ext_blocks:
+            self.alloc.free(b, 1)
+        ino.ext_blocks, ino.ext_gens = [], []
+        self.alloc.free(ino.addr, 1)
+        self.inodes.pop(ino.addr, None)
+        self.dirty_inodes.discard(ino)
+        self.dirty_ext.discard(ino)
+        if ino.dir is not None:
+            for addr in ino.dir.blocks:
+                self.dirty_dirblocks.pop(addr, None)
+
+    def _drop_link(self, ino: Inode) -> None:
+        ino.nlink -= 1
+        ino.ctime = now()
+        if ino.nlink <= 0 or (ino.is_dir and ino.nlink <= 1):
+            ino.nlink = 0
+            if ino.refs > 0:
+                self.alloc.set_state(ino.addr, UNLINKED)  # reclaimed at next mount if we crash
+                self._dirty(ino)
+            else:
+                self._destroy(ino)
+        else:
+            self._dirty(ino)
+
+    # ------------------------------------------------------------------------------------
+    # Directories
+    # ------------------------------------------------------------------------------------
+
+    def _dir_add(self, dino: Inode, name: bytes, child: Inode) -> None:
+        d = self.dir(dino)
+        k = d.find_room(name)
+        if k is None:
+            lblk = len(d.blocks)
+            goal = d.blocks[-1] + 1 if d.blocks else dino.addr
+            p, _ = self._alloc(1, USED, goal)
+            dino.add_extent(lblk, p, 1)
+            try:
+                self._fit_ext_blocks(dino)
+            except FsError:
+                dino.cut_extents(lblk)
+                self.alloc.free(p, 1)
+                raise
+            d.add_block(p, 0, {})
+            k = lblk
+            dino.size = len(d.blocks) * BLOCK
+        d.put(k, name, child.addr, dtype_of(child.mode))
+        self.dirty_dirblocks[d.blocks[k]] = (d, k)
+        dino.mtime = dino.ctime = now()
+        self._dirty(dino)
+
+    def _dir_remove(self, dino: Inode, name: bytes) -> None:
+        d = self.dir(dino)
+        k = d.remove(name)
+        self.dirty_dirblocks[d.blocks[k]] = (d, k)
+        dino.mtime = dino.ctime = now()
+        self._dirty(dino)
+
+    @staticmethod
+    def _check_name(name: bytes) -> None:
+        if len(name) > NAME_MAX:
+            raise FsError(errno.ENAMETOOLONG)
+        if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
+            raise FsError(errno.EINVAL)
+
+    # ------------------------------------------------------------------------------------
+    # Namespace operations
+    # ------------------------------------------------------------------------------------
+
+    @property
+    def root(self) -> int:
+        return self.sb.root
+
+    def lookup(self, parent: int, name: bytes) -> Inode:
+        pino = self.inode(parent)
+        if name == b".":
+            return pino
+        if name == b"..":
+            return self.inode(pino.parent or self.root)
+        hit = self.dir(pino).get(name)
+        if hit is None:
+            raise FsError(errno.ENOENT)
+        return self.inode(hit[0])
+
+    def readdir(self, ino: int) -> list[tuple[bytes, int]]:
+        d = self.dir(self.inode(ino))
+        return [(name, e[0]) for ents in d.ents for name, e in ents.items()]
+
+    def _create_node(self, parent: int, name: bytes, mode: int, uid: int, gid: int,
+                     rdev: int = 0) -> Inode:
+        self._check_writable()
+        self._check_name(name)
+        pino = self.inode(parent)
+        if self.dir(pino).get(name) is not None:
+            raise FsError(errno.EEXIST)
+        child = self._new_inode(pino, mode, uid, gid, rdev)
+        try:
+            self._dir_add(pino, name, child)
+        except FsError:
+            self._destroy(child)
+            raise
+        if child.is_dir:
+            pino.nlink += 1
+        return child
+
+    def create(self, parent: int, name: bytes, mode: int, uid: int = 0, gid: int = 0,
+               rdev: int = 0) -> Inode:
+        if stat.S_IFMT(mode) == 0:
+            mode |= stat.S_IFREG
+        if stat.S_ISDIR(mode):
+            raise FsError(errno.EINVAL)
+        return self._create_node(parent, name, mode, uid, gid, rdev)
+
+    def mkdir(self, parent: int, name: bytes, mode: int, uid: int = 0, gid: int = 0) -> Inode:
+        return self._create_node(parent, name, stat.S_IFDIR | (mode & 0o7777), uid, gid)
+
+    def symlink(self, parent: int, name: bytes, target: bytes, uid: int = 0, gid: int = 0) -> Inode:
+        if len(target) >= BLOCK:
+            raise FsError(errno.ENAMETOOLONG)
+        ino = self._create_node(parent, name, stat.S_IFLNK | 0o777, uid, gid)
+        self.write(ino.addr, 0, target, touch=False)
+        return ino
+
+    def readlink(self, ino: int) -> bytes:
+        i = self.inode(ino)
+        if not stat.S_ISLNK(i.mode):
+            raise FsError(errno.EINVAL)
+        return self.read(ino, 0, i.size)
+
+    def link(self, ino: int, parent: int, name: bytes) -> Inode:
+        self._check_writable()
+        self._check_name(name)
+        target, pino = self.inode(ino), self.inode(parent)
+        if target.is_dir:
+            raise FsError(errno.EPERM)
+        if self.dir(pino).get(name) is not None:
+            raise FsError(errno.EEXIST)
+        if target.nlink == 0:
+            raise FsError(errno.ENOENT)
+        self._dir_add(pino, name, target)
+        target.nlink += 1
+        target.ctime = now()
+        self._dirty(target)
+        return target
+
+    def unlink(self, parent: int, name: bytes) -> None:
+        self._check_writable()
+        pino = self.inode(parent)
+        child = self.lookup(parent, name)
+        if child.is_dir:
+            raise FsError(errno.EISDIR)
+        self._dir_remove(pino, name)
+        self._drop_link(child)
+
+    def rmdir(self, parent: int, name: bytes) -> None:
+        self._check_writable()
+        if name == b".":
+            raise FsError(errno.EINVAL)
+        pino = self.inode(parent)
+        child = self.lookup(parent, name)
+        if not child.is_dir:
+            raise FsError(errno.ENOTDIR)
+        if len(self.dir(child)):
+            raise FsError(errno.ENOTEMPTY)
+        self._dir_remove(pino, name)
+        pino.nlink -= 1
+        self._drop_link(child)
+
+    def rename(self, old_parent: int, old: bytes, new_parent: int, new: bytes,
+               noreplace: bool = False, exchange: bool = False) -> None:
+        self._check_writable()
+        self._check_name(new)
+        op, np = self.inode(old_parent), self.inode(new_parent)
+        src = self.lookup(old_parent, old)
+        hit = self.dir(np).get(new)
+        dst = self.inode(hit[0]) if hit else None
+        if exchange:
+            raise FsError(errno.EINVAL)  # RENAME_EXCHANGE is not supported
+        if dst is src:
+            return
+        if dst is not None and noreplace:
+            raise FsError(errno.EEXIST)
+        if src.is_dir:
+            # A directory may not move below itself.
+            a = np
+            while True:
+                if a is src:
+                    raise FsError(errno.EINVAL)
+                if a.addr == self.root:
+                    break
+                a = self.inode(a.parent)
+        if dst is not None:
+            if src.is_dir and not dst.is_dir:
+                raise FsError(errno.ENOTDIR)
+            if dst.is_dir and not src.is_dir:
+                raise FsError(errno.EISDIR)
+            if dst.is_dir and len(self.dir(dst)):
+                raise FsError(errno.ENOTEMPTY)
+        # Remove the target first so the new entry can reuse its room; nothing in between can
+        # fail except allocating a directory block, and then we put the target back.
+        if dst is not None:
+            self._dir_remove(np, new)
+        self._dir_remove(op, old)
+        try:
+            self._dir_add(np, new, src)
+        except FsError:
+            self._dir_add(op, old, src)
+            if dst is not None:
+                self._dir_add(np, new, dst)
+            raise
+        if dst is not None:
+            if dst.is_dir:
+                np.nlink -= 1
+            self._drop_link(dst)
+        if src.is_dir and op is not np:
+            op.nlink -= 1
+            np.nlink += 1
+        src.parent = np.addr if src.is_dir else src.parent
+        src.ctime = now()
+        self._dirty(src)
+
+    # ------------------------------------------------------------------------------------
+    # Attributes
+    # ------------------------------------------------------------------------------------
+
+    def setattr(self, ino: int, mode: int | None = None, uid: int | None = None,
+                gid: int | None = None, size: int | None = None, atime: int | None = None,
+                mtime: int | None = None) -> Inode:
+        i = self.inode(ino)
+        self._check_writable()
+        if size is not None:
+            self.truncate(ino, size)
+        if mode is not None:
+            i.mode = stat.S_IFMT(i.mode) | (mode & 0o7777)
+        if uid is not None:
+            i.uid = uid
+        if gid is not None:
+            i.gid = gid
+        if atime is not None:
+            i.atime = atime
+        if mtime is not None:
+            i.mtime = mtime
+        i.ctime = now()
+        self._dirty(i)
+        return i
+
+    def getxattr(self, ino: int, name: bytes) -> bytes:
+        v = self.inode(ino).xattrs.get(name)
+        if v is None:
+            raise FsError(errno.ENODATA)
+        return v
+
+    def listxattr(self, ino: int) -> list[bytes]:
+        return list(self.inode(ino).xattrs)
+
+    def setxattr(self, ino: int, name: bytes, value: bytes, create: bool = False,
+                 replace: bool = False) -> None:
+        self._check_writable()
+        if not name.startswith(b"user."):
+            raise FsError(errno.EOPNOTSUPP)
+        if len(name) > 255:
+            raise FsError(errno.ERANGE)
+        i = self.inode(ino)
+        if create and name in i.xattrs:
+            raise FsError(errno.EEXIST)
+        if replace and name not in i.xattrs:
+            raise FsError(errno.ENODATA)
+        new = dict(i.xattrs)
+        new[name] = value
+        if len(pack_xattrs(new)) > XATTR_SIZE:
+            raise FsError(errno.ENOSPC, "no room for extended attributes in the dinode")
+        i.xattrs = new
+        i.ctime = now()
+        self._dirty(i)
+
+    def removexattr(self, ino: int, name: bytes) -> None:
+        self._check_writable()
+        i = self.inode(ino)
+        if name not in i.xattrs:
+            raise FsError(errno.ENODATA)
+        del i.xattrs[name]
+        i.ctime = now()
+        self._dirty(i)
+
+    def statfs(self) -> dict[str, int]:
+        total = self.alloc.total_blocks
+        free = self.alloc.free_blocks
+        files = sum(r.dinodes for r in self.alloc.rgrps)
+        return {"bsize": BLOCK, "blocks": total, "bfree": free, "files": files + free,
+                "ffree": free, "namemax": NAME_MAX}
+
+    # ------------------------------------------------------------------------------------
+    # Reference counts (the kernel's lookups and open files)
+    # ------------------------------------------------------------------------------------
+
+    def ref(self, ino: int, n: int = 1) -> None:
+        self.inode(ino).refs += n
+
+    def unref(self, ino: int, n: int = 1) -> None:
+        i = self.inodes.get(ino)
+        if i is None:
+            return
+        i.refs = max(0, i.refs - n)
+        if i.refs == 0 and i.nlink == 0 and not self.opts.readonly:
+            self._destroy(i)
+
+    # ------------------------------------------------------------------------------------
+    # Data
+    # ------------------------------------------------------------------------------------
+
+    def _segments(self, ino: Inode, first: int, last: int) -> Iterator[tuple[int, int | None, int]]:
+        """(logical block, physical block or None, count) covering [first, last]."""
+        lblk = first
+        while lblk <= last:
+            p, n = ino.map(lblk)
+            n = min(n, last - lblk + 1)
+            yield lblk, p, n
+            lblk += n
+
+    def read(self, ino: int, off: int, size: int) -> bytes:
+        i = self.inode(ino)
+        if i.is_dir:
+            raise FsError(errno.EISDIR)
+        end = min(off + size, i.size)
+        if off >= end:
+            return b""
+        if i.stuffed is not None:
+            return i.stuffed[off:end].ljust(end - off, b"\0")
+        out = bytearray()
+        for lblk, p, n in self._segments(i, off // BLOCK, (end - 1) // BLOCK):
+            lo = max(off, lblk * BLOCK)
+            hi = min(end, (lblk + n) * BLOCK)
+            if p is None:
+                out += bytes(hi - lo)
+            else:
+                out += self.dev.read_bytes(p * BLOCK + (lo - lblk * BLOCK), hi - lo)
+        return bytes(out)
+
+    def _unstuff(self, i: Inode) -> None:
+        data = i.stuffed or b""
+        i.stuffed = None
+        i.extents = []
+        if data:
+            p, _ = self._alloc(1, USED, goal=i.addr + 1)
+            self.dev.write(p, data.ljust(BLOCK, b"\0"))
+            i.add_extent(0, p, 1)
+        self._dirty(i)
+
+    def write(self, ino: int, off: int, data: bytes, touch: bool = True) -> int:
+        self._check_writable()
+        i = self.inode(ino)
+        if i.is_dir:
+            raise FsError(errno.EISDIR)
+        if not data:
+            return 0
+        end = off + len(data)
+        if end > MAX_FILE_SIZE:
+            raise FsError(errno.EFBIG)
+        if i.stuffed is not None:
+            if end <= STUFF_MAX:
+                buf = bytearray(i.stuffed.ljust(max(i.size, end), b"\0"))
+                buf[off:end] = data
+                i.stuffed = bytes(buf)
+                i.size = len(buf)
+                if touch:
+                    i.mtime = i.ctime = now()
+                self._dirty(i)
+                return len(data)
+            self._unstuff(i)
+        view = memoryview(data)
+        for lblk, p, n in self._segments(i, off // BLOCK, (end - 1) // BLOCK):
+            new = p is None
+            if new:
+                goal = self._goal(i, lblk)
+                p, n = self._alloc(n, USED, goal)
+                i.add_extent(lblk, p, n)
+                try:
+                    self._fit_ext_blocks(i)
+                except FsError:
+                    i.cut_extents(lblk)
+                    self.alloc.free(p, n)
+                    raise
+            assert p is not None
+            lo = max(off, lblk * BLOCK)
+            hi = min(end, (lblk + n) * BLOCK)
+            head = lo - lblk * BLOCK
+            tail = (lblk + n) * BLOCK - hi
+            prefix = suffix = b""
+            if head:
+                prefix = (ZERO if new else self.dev.read(p))[:head]
+            if tail:
+                last = ZERO if new else self.dev.read(p + n - 1)
+                suffix = last[BLOCK - tail:]
+            body = view[lo - off:hi - off]
+            if prefix or suffix:
+                self.dev.write_bytes(p * BLOCK, prefix + bytes(body) + suffix)
+            else:
+                self.dev.write_bytes(p * BLOCK, body)
+        if end > i.size:
+            i.size = end
+        if touch:
+            i.mtime = i.ctime = now()
+        self._dirty(i)
+        return len(data)
+
+    def _goal(self, i: Inode, lblk: int) -> int:
+        """Where a new block for logical block `lblk` would best go: right after its predecessor."""
+        if lblk > 0:
+            p, _ = i.map(lblk - 1)
+            if p is not None:
+                return p + 1
+        if i.extents:
+            last_l, last_p, last_n = i.extents[-1]
+            return last_p + last_n
+        return i.addr + 1
+
+    def truncate(self, ino: int, size: int) -> None:
+        self._check_writable()
+        i = self.inode(ino)
+        if i.is_dir:
+            raise FsError(errno.EISDIR)
+        if size > MAX_FILE_SIZE:
+            raise FsError(errno.EFBIG)
+        if i.stuffed is not None:
+            if size <= STUFF_MAX:
+                i.stuffed = i.stuffed[:size]
+                i.size = size
+                i.mtime = i.ctime = now()
+                self._dirty(i)
+                return
+            self._unstuff(i)
+        if size < i.size:
+            keep = -(-size // BLOCK)
+            for p, n in i.cut_extents(keep):
+                self.alloc.free(p, n)
+            self._fit_ext_blocks(i)
+            if size % BLOCK:
+                # Zero the tail of the last block so a later extension reads zeros.
+                p, _ = i.map(size // BLOCK)
+                if p is not None:
+                    blk = bytearray(self.dev.read(p))
+                    blk[size % BLOCK:] = bytes(BLOCK - size % BLOCK)
+                    self.dev.write(p, blk)
+        i.size = size
+        i.mtime = i.ctime = now()
+        self._dirty(i)
