@@ -4,9 +4,9 @@ Each node starts looking in "its" part of the device (jid × rgrps / journals, a
 nodes out) and goes round from there, next-fit inside a resource group.
 
 Freed blocks are marked free in the bitmap at once (so the transaction that frees them says
-so) but stay in `quarantine` until the journal is checkpointed: until then an older logged
-image of such a block may still be replayed onto it, so it must not receive new data.  See
-the invariant in journal.py.
+so) but stay in `quarantine` until their freeing is committed and the journal checkpointed:
+until then a crash could hand them back to their old owner, or replay an older logged image
+onto them, so they must not receive new data.  See the invariant in journal.py.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class Allocator:
         self._starts = [r.entry.data_start for r in rgrps]
         self.home = (jid * len(rgrps)) // max(njournals, 1) if rgrps else 0
         self.quarantine: set[int] = set()
+        self.uncommitted_frees: set[int] = set()  # freed by transactions not yet committed
         self.allocated = 0  # counters for ogfs_tool
         self.freed = 0
 
@@ -131,11 +132,16 @@ class Allocator:
         for b in range(start, start + count):
             self.set_state(b, FREE)
             self.quarantine.add(b)
+            self.uncommitted_frees.add(b)
         self.freed += count
 
+    def committed(self) -> None:
+        self.uncommitted_frees.clear()
+
     def release_quarantine(self) -> None:
-        """After a checkpoint: no logged image can land on these blocks any more."""
-        self.quarantine.clear()
+        """After a checkpoint: no logged image can land on these blocks any more.  Blocks whose
+        freeing is not committed yet stay: a crash would give them back to their old owner."""
+        self.quarantine &= self.uncommitted_frees
 
     def dirty_rgrps(self) -> list[Rgrp]:
         return [r for r in self.rgrps if r.dirty]

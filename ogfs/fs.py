@@ -216,6 +216,7 @@ class Filesystem:
         if not self.log.space_for(len(images)):
             self.checkpoint()
         self.log.commit(images)
+        self.alloc.committed()
         self.counters["commits"] += 1
         self.uninstalled.update(images)
         if self.log.used * 2 > self.log.region.length:
@@ -238,8 +239,14 @@ class Filesystem:
         if self.opts.readonly:
             return
         if (self.opts.commit_interval == 0 or self.dirty_count() * 4 > self.log.region.length
-                or time.monotonic() - self.last_commit >= self.opts.commit_interval):
+                or time.monotonic() - self.last_commit >= self.opts.commit_interval
+                or self._space_waits_for_commit()):
             self.commit()
+
+    def _space_waits_for_commit(self) -> bool:
+        """Little space is usable but a lot was just freed: commit so a checkpoint can free it."""
+        a = self.alloc
+        return bool(a.uncommitted_frees) and a.free_blocks - len(a.quarantine) < a.total_blocks // 20
 
     def fsync(self) -> None:
         self.counters["fsyncs"] += 1
@@ -261,10 +268,10 @@ class Filesystem:
         try:
             return self.alloc.alloc(want, state, goal)
         except NoSpace:
-            if not self.alloc.quarantine:
+            if not self.alloc.quarantine - self.alloc.uncommitted_frees:
                 raise FsError(errno.ENOSPC) from None
-        # Blocks freed since the last checkpoint become usable after one.
-        self.commit()
+        # Blocks freed by committed transactions become usable after a checkpoint.  No commit
+        # here: we are inside an operation, and a transaction must hold whole operations.
         self.checkpoint()
         try:
             return self.alloc.alloc(want, state, goal)
@@ -672,19 +679,30 @@ class Filesystem:
                 self._dirty(i)
                 return len(data)
             self._unstuff(i)
+        if off > i.size:
+            self._zero_gap(i, off)
         view = memoryview(data)
-        for lblk, p, n in self._segments(i, off // BLOCK, (end - 1) // BLOCK):
+        done = off  # how far the write got: on ENOSPC it is a short write, as POSIX allows
+        lblk, last_lblk = off // BLOCK, (end - 1) // BLOCK
+        while lblk <= last_lblk:
+            p, n = i.map(lblk)
+            n = min(n, last_lblk - lblk + 1)
             new = p is None
-            if new:
-                goal = self._goal(i, lblk)
-                p, n = self._alloc(n, USED, goal)
-                i.add_extent(lblk, p, n)
+            if new:  # a hole: allocate (the run may come back shorter than asked)
                 try:
-                    self._fit_ext_blocks(i)
+                    p, n = self._alloc(n, USED, self._goal(i, lblk))
+                    i.add_extent(lblk, p, n)
+                    try:
+                        self._fit_ext_blocks(i)
+                    except FsError:
+                        i.cut_extents(lblk)
+                        self.alloc.free(p, n)
+                        raise
                 except FsError:
-                    i.cut_extents(lblk)
-                    self.alloc.free(p, n)
-                    raise
+                    if done == off:
+                        raise
+                    end = done
+                    break
             assert p is not None
             lo = max(off, lblk * BLOCK)
             hi = min(end, (lblk + n) * BLOCK)
@@ -694,19 +712,32 @@ class Filesystem:
             if head:
                 prefix = (ZERO if new else self.dev.read(p))[:head]
             if tail:
-                last = ZERO if new else self.dev.read(p + n - 1)
-                suffix = last[BLOCK - tail:]
+                suffix = (ZERO if new else self.dev.read(p + n - 1))[BLOCK - tail:]
             body = view[lo - off:hi - off]
             if prefix or suffix:
                 self.dev.write_bytes(p * BLOCK, prefix + bytes(body) + suffix)
             else:
                 self.dev.write_bytes(p * BLOCK, body)
+            done = hi
+            lblk += n
         if end > i.size:
             i.size = end
         if touch:
             i.mtime = i.ctime = now()
         self._dirty(i)
-        return len(data)
+        return end - off
+
+    def _zero_gap(self, i: Inode, upto: int) -> None:
+        """Before a file grows past its end: zero the rest of its last block up to `upto`.
+        Those bytes are past the end, invisible, and may hold data from before a truncate."""
+        if i.size % BLOCK == 0:
+            return
+        p, _ = i.map(i.size // BLOCK)
+        if p is None:
+            return
+        lo = i.size % BLOCK
+        hi = min(BLOCK, lo + (upto - i.size))
+        self.dev.write_bytes(p * BLOCK + lo, bytes(hi - lo))
 
     def _goal(self, i: Inode, lblk: int) -> int:
         """Where a new block for logical block `lblk` would best go: right after its predecessor."""
@@ -728,24 +759,21 @@ class Filesystem:
             raise FsError(errno.EFBIG)
         if i.stuffed is not None:
             if size <= STUFF_MAX:
-                i.stuffed = i.stuffed[:size]
+                i.stuffed = i.stuffed[:size].ljust(size, b"\0")
                 i.size = size
                 i.mtime = i.ctime = now()
                 self._dirty(i)
                 return
             self._unstuff(i)
         if size < i.size:
-            keep = -(-size // BLOCK)
-            for p, n in i.cut_extents(keep):
+            # The bytes past the new end of the last block stay as they are: zeroing them now
+            # would change the file before the smaller size is committed.  _zero_gap clears
+            # them when the file grows again.
+            for p, n in i.cut_extents(-(-size // BLOCK)):
                 self.alloc.free(p, n)
             self._fit_ext_blocks(i)
-            if size % BLOCK:
-                # Zero the tail of the last block so a later extension reads zeros.
-                p, _ = i.map(size // BLOCK)
-                if p is not None:
-                    blk = bytearray(self.dev.read(p))
-                    blk[size % BLOCK:] = bytes(BLOCK - size % BLOCK)
-                    self.dev.write(p, blk)
+        else:
+            self._zero_gap(i, size)
         i.size = size
         i.mtime = i.ctime = now()
         self._dirty(i)
