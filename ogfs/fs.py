@@ -638,8 +638,12 @@ class Filesystem:
             return b""
         if i.stuffed is not None:
             return i.stuffed[off:end].ljust(end - off, b"\0")
+        first, last = off // BLOCK, (end - 1) // BLOCK
+        p, n = i.map(first)
+        if p is not None and n > last - first:  # one contiguous run: no copying
+            return self.dev.read_bytes(p * BLOCK + off % BLOCK, end - off)
         out = bytearray()
-        for lblk, p, n in self._segments(i, off // BLOCK, (end - 1) // BLOCK):
+        for lblk, p, n in self._segments(i, first, last):
             lo = max(off, lblk * BLOCK)
             hi = min(end, (lblk + n) * BLOCK)
             if p is None:
