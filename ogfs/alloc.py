@@ -85,22 +85,19 @@ class Allocator:
 
     def alloc(self, want: int, state: int, goal: int | None = None) -> tuple[int, int]:
         """Allocate a run of 1..want free blocks, contiguous; (start, count)."""
-        order = list(range(len(self.rgrps)))
-        first = self.home
+        first, start = self.home, None
         if goal is not None:
             try:
                 first = self.rgrp_of(goal).index
+                start = goal - self.rgrps[first].entry.data_start
             except ValueError:
-                pass
-        order = order[first:] + order[:first]
+                pass  # the goal lies outside every resource group (past the last one): no goal
+        order = list(range(first, len(self.rgrps))) + list(range(first))
         for i in order:
             rg = self.rgrps[i]
             if rg.free <= 0:
                 continue
-            start = None
-            if goal is not None and i == order[0]:
-                start = goal - rg.entry.data_start
-            run = self._find(rg, want, start)
+            run = self._find(rg, want, start if i == first else None)
             if run:
                 blk, n = run
                 for b in range(blk, blk + n):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import reprlib
 import stat
 from collections.abc import Callable
 from functools import wraps
@@ -36,7 +37,8 @@ def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except pyfuse3.FUSEError:
             raise
         except Exception:
-            log.exception("%s%r failed", fn.__name__, args[:3])
+            shown = ", ".join(reprlib.repr(a) for a in args[:3])
+            log.exception("%s(%s) failed", fn.__name__, shown)
             raise pyfuse3.FUSEError(errno.EIO) from None
         finally:
             self.fs.after_op()

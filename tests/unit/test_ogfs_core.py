@@ -300,3 +300,13 @@ def test_large_sparse_and_fragmented_files(image: Path) -> None:
     fs.truncate(g2.addr, 10)
     assert fs.inode(g2.addr).ext_blocks == []
     fs.unmount()
+
+
+def test_allocation_goal_past_the_last_resource_group(image: Path) -> None:
+    """A file whose last block ends a resource group asks for a goal outside every group."""
+    fs = fresh(make(image, journals=1))
+    last = fs.alloc.rgrps[-1].entry
+    goal = last.data_start + last.data_count  # one past the end
+    start, n = fs.alloc.alloc(8, layout.USED, goal)
+    assert n >= 1 and fs.alloc.rgrp_of(start)
+    fs.unmount()
