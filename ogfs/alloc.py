@@ -45,6 +45,7 @@ class Allocator:
         self.home = (jid * len(rgrps)) // max(njournals, 1) if rgrps else 0
         self.quarantine: set[int] = set()
         self.uncommitted_frees: set[int] = set()  # freed by transactions not yet committed
+        self.allowed: set[int] | None = None  # rgrp indices we may allocate in (None: all)
         self.allocated = 0  # counters for ogfs_tool
         self.freed = 0
 
@@ -95,7 +96,7 @@ class Allocator:
         order = list(range(first, len(self.rgrps))) + list(range(first))
         for i in order:
             rg = self.rgrps[i]
-            if rg.free <= 0:
+            if rg.free <= 0 or (self.allowed is not None and i not in self.allowed):
                 continue
             run = self._find(rg, want, start if i == first else None)
             if run:

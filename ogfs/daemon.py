@@ -20,9 +20,11 @@ import os
 import signal
 import socket
 import sys
+from typing import Any
 
 from . import mountopts
 from .fs import Filesystem, MountError, Options
+from .layout import BLOCK, SB_BLOCK, Superblock
 
 log = logging.getLogger("ogfs")
 
@@ -47,78 +49,102 @@ def resolve_jid(opts: mountopts.MountOptions, locktable: str) -> int:
     return node.cid
 
 
-def open_filesystem(opts: mountopts.MountOptions) -> Filesystem:
-    from .layout import SB_BLOCK, Superblock
-    with open(opts.device, "rb") as f:
-        f.seek(SB_BLOCK * 4096)
+def read_superblock(device: str) -> Superblock:
+    with open(device, "rb") as f:
+        f.seek(SB_BLOCK * BLOCK)
         try:
-            sb = Superblock.unpack(f.read(4096))
+            return Superblock.unpack(f.read(BLOCK))
         except Exception as e:  # noqa: BLE001
-            raise MountError(f"{opts.device}: no ogfs filesystem ({e})") from None
-    proto = opts.lockproto or sb.lockproto
-    if proto != "nolock":
-        raise MountError(f"lockproto={proto}: this build of ogfs mounts with lock_nolock only; "
-                         f"use -o lockproto=nolock (one node at a time)")
-    jid = resolve_jid(opts, sb.locktable)
-    return Filesystem(opts.device, Options(jid=jid, readonly=opts.readonly,
-                                           commit_interval=opts.commit, barrier=opts.barrier))
+            raise MountError(f"{device}: no ogfs filesystem ({e})") from None
 
 
 def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
     import pyfuse3
     import trio
 
+    from . import cluster
     from .fuse_ops import Operations
 
     def ready(msg: str) -> None:
+        nonlocal ready_fd
         if ready_fd is not None:
             os.write(ready_fd, (msg + "\n").encode())
             os.close(ready_fd)
+            ready_fd = None
 
-    try:
-        fs = open_filesystem(opts)
-    except (MountError, OSError) as e:
-        log.error("mount failed: %s", e)
-        ready(f"ERR {e}")
-        return 32
-    crash = os.environ.get("OGFS_CRASH_AFTER_WRITES")
-    if crash:  # test hook: die by SIGKILL instead of the Nth device write from now on
-        fs.dev.crash_after = fs.dev.writes + int(crash)
-        fs.dev.on_crash = lambda: os.kill(os.getpid(), signal.SIGKILL)
-    for jid, n in fs.replayed.items():
-        log.info("jid=%d: Replaying journal... replayed %d transaction(s); Done", jid, n)
-    ops = Operations(fs, cache_timeout=opts.cache_timeout)
-    fuse_opts = {f"fsname={opts.device}", "subtype=ogfs", "allow_other", "default_permissions"}
-    if opts.readonly:
-        fuse_opts.add("ro")
-    try:
-        pyfuse3.init(ops, opts.mountpoint, fuse_opts)
-    except Exception as e:  # noqa: BLE001
-        fs.unmount()
-        log.error("FUSE mount of %s failed: %s", opts.mountpoint, e)
-        ready(f"ERR cannot mount on {opts.mountpoint}: {e}")
-        return 32
     run = mountopts.run_paths(opts.mountpoint)
-    os.makedirs(os.path.dirname(run.pid), exist_ok=True)
-    with open(run.pid, "w") as f:
-        f.write(f"{os.getpid()}\n")
-    terminated = False
+    state: dict[str, Any] = {"terminated": False, "fs": None, "cm": None, "mounted": False}
 
-    async def committer() -> None:
+    async def main() -> None:
+        sb = read_superblock(opts.device)
+        proto = opts.lockproto or sb.lockproto
+        async with trio.open_nursery() as nursery:
+            if proto == "memexp":
+                cm = await cluster.mount_cluster(opts.device, sb, opts.hostdata,
+                                                 opts.locktable or sb.locktable, opts.readonly,
+                                                 opts.commit, opts.barrier, nursery)
+                fs, locks, cache = cm.fs, cm.glocks, 0.0  # another node may change anything
+                state["cm"] = cm
+            else:
+                jid = resolve_jid(opts, sb.locktable)
+                fs = Filesystem(opts.device, Options(jid=jid, readonly=opts.readonly,
+                                                     commit_interval=opts.commit, barrier=opts.barrier))
+                locks, cache = None, opts.cache_timeout
+            state["fs"] = fs
+            for jid, n in fs.replayed.items():
+                log.info("jid=%d: Replaying journal... replayed %d transaction(s); Done", jid, n)
+            crash = os.environ.get("OGFS_CRASH_AFTER_WRITES")
+            if crash:  # test hook: die by SIGKILL instead of the Nth device write from now on
+                fs.dev.crash_after = fs.dev.writes + int(crash)
+                fs.dev.on_crash = lambda: os.kill(os.getpid(), signal.SIGKILL)
+            ops = Operations(fs, cache_timeout=cache, locks=locks)
+            fuse_opts = {f"fsname={opts.device}", "subtype=ogfs", "allow_other", "default_permissions"}
+            if opts.readonly:
+                fuse_opts.add("ro")
+            try:
+                pyfuse3.init(ops, opts.mountpoint, fuse_opts)
+            except Exception as e:  # noqa: BLE001
+                raise MountError(f"cannot mount on {opts.mountpoint}: {e}") from None
+            state["mounted"] = True
+            os.makedirs(os.path.dirname(run.pid), exist_ok=True)
+            with open(run.pid, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            nursery.start_soon(committer, fs)
+            nursery.start_soon(on_signals)
+            nursery.start_soon(control, fs, proto)
+            if state["cm"] is not None:
+                nursery.start_soon(cluster.slot_writer, state["cm"])
+            ready(f"OK jid={fs.jid}")
+            log.info("mounted %s on %s: jid=%d, lockproto=%s%s", opts.device, opts.mountpoint, fs.jid,
+                     proto, ", first mounter" if state["cm"] and state["cm"].first else "")
+            await pyfuse3.main()
+            finish(fs)
+            if state["cm"] is not None:
+                await cluster.leave(state["cm"])
+            nursery.cancel_scope.cancel()
+
+    def finish(fs: Filesystem) -> None:
+        cm = state["cm"]
+        if cm is not None:
+            cm.glocks.hooks.fs = None  # no callback may touch the filesystem from here on
+        fs.unmount()
+        state["fs"] = None
+        log.info("unmounted %s: journal %d clean", opts.mountpoint, fs.jid)
+
+    async def committer(fs: Filesystem) -> None:
         while True:
             await trio.sleep(opts.commit if opts.commit > 0 else 1.0)
             fs.commit()
 
-    async def on_signals(cancel: trio.CancelScope) -> None:
-        nonlocal terminated
+    async def on_signals() -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as sigs:
             async for _ in sigs:
                 log.info("signal: unmounting %s", opts.mountpoint)
-                terminated = True
+                state["terminated"] = True
                 pyfuse3.terminate()
                 return
 
-    async def control() -> None:
+    async def control(fs: Filesystem, proto: str) -> None:
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if os.path.exists(run.sock):
             os.unlink(run.sock)
@@ -128,43 +154,49 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
             conn, _ = await sock.accept()
             with conn:
                 req = (await conn.recv(4096)).decode().strip()
-                await conn.send((json.dumps(answer(req)) + "\n").encode())
+                await conn.send((json.dumps(answer(fs, proto, req)) + "\n").encode())
 
-    def answer(req: str) -> dict:
+    def answer(fs: Filesystem, proto: str, req: str) -> dict[str, Any]:
         if req == "sync":
             fs.fsync()
-        return {"device": opts.device, "mountpoint": opts.mountpoint, "jid": fs.jid,
-                "hostdata": opts.hostdata, "lockproto": "nolock", "readonly": opts.readonly,
-                "replayed": fs.replayed, "counters": {**fs.counters, "journal_used": fs.log.used,
-                "journal_blocks": fs.log.region.length, "dirty": fs.dirty_count(),
-                "inodes_cached": len(fs.inodes), "device_writes": fs.dev.writes,
-                "blocks_allocated": fs.alloc.allocated, "blocks_freed": fs.alloc.freed},
-                "statfs": fs.statfs()}
-
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(committer)
-            nursery.start_soon(on_signals, nursery.cancel_scope)
-            nursery.start_soon(control)
-            ready(f"OK jid={fs.jid}")
-            log.info("mounted %s on %s: jid=%d, lockproto=nolock", opts.device, opts.mountpoint, fs.jid)
-            await pyfuse3.main()
-            nursery.cancel_scope.cancel()
+        cm = state["cm"]
+        counters = {**fs.counters, "journal_used": fs.log.used, "journal_blocks": fs.log.region.length,
+                    "dirty": fs.dirty_count(), "inodes_cached": len(fs.inodes),
+                    "device_writes": fs.dev.writes, "blocks_allocated": fs.alloc.allocated,
+                    "blocks_freed": fs.alloc.freed}
+        out: dict[str, Any] = {"device": opts.device, "mountpoint": opts.mountpoint, "jid": fs.jid,
+                               "hostdata": opts.hostdata, "lockproto": proto, "readonly": opts.readonly,
+                               "replayed": fs.replayed, "statfs": fs.statfs(fresh=cm is not None)}
+        if cm is not None:
+            counters.update(cm.glocks.counters)
+            counters.update(cm.client.counters)
+            out["first"] = cm.first
+            out["epoch"] = cm.client.epoch
+            out["glocks"] = cm.glocks.dump()
+        out["counters"] = counters
+        return out
 
     code = 0
     try:
         trio.run(main)
+    except MountError as e:
+        log.error("mount failed: %s", e)
+        ready(f"ERR {e}")
+        code = 32
     except BaseException:
         log.exception("daemon failed")
+        ready("ERR the daemon failed; see its log")
         code = 1
     finally:
-        try:
-            fs.unmount()
-            log.info("unmounted %s: journal %d clean", opts.mountpoint, fs.jid)
-        except Exception:
-            log.exception("final commit failed")
-            code = 1
-        pyfuse3.close(unmount=terminated)
+        fs = state["fs"]
+        if fs is not None:
+            try:
+                fs.unmount()
+            except Exception:
+                log.exception("final commit failed")
+                code = 1
+        if state["mounted"]:
+            pyfuse3.close(unmount=state["terminated"] or code != 0)
         for p in (run.pid, run.sock):
             try:
                 os.unlink(p)

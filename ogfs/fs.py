@@ -66,6 +66,11 @@ class Options:
     barrier: bool = True          # fdatasync the device on fsync and checkpoint
     crash_after: int | None = None
     on_crash: Callable[[], None] | None = None
+    # Cluster mounts (lock_memexp): which journals this mount must replay (None: every dirty
+    # one, as a first mounter or a lone lock_nolock node does), and whether allocation is
+    # limited to the resource groups this node holds locks on (ogfs/glock.py grants them).
+    recover: list[int] | None = None
+    cluster: bool = False
 
 
 def now() -> int:
@@ -99,7 +104,10 @@ class Filesystem:
             gen, free, dinodes, unlinked, bm = unpack_rgrp(self.dev.read(e.header))
             rgrps.append(Rgrp(i, e, gen, free, dinodes, unlinked, bm))
         self.alloc = Allocator(rgrps, self.jid, len(self.sb.journals))
+        if opts.cluster:
+            self.alloc.allowed = set()  # grows as this node is granted resource group locks
         self.inodes: dict[int, Inode] = {}
+        self.refs: dict[int, int] = {}  # kernel lookups + open handles; an unlinked inode lives until 0
         self.dirty_inodes: set[Inode] = set()
         self.dirty_ext: set[Inode] = set()
         self.dirty_dirblocks: dict[int, tuple[Dir, int]] = {}
@@ -110,7 +118,8 @@ class Filesystem:
         if not opts.readonly:
             seq, _ = self.log.read_head()
             self.log.write_head(seq, 0)  # mounted: the journal is ours and dirty until unmount
-            self._reclaim_unlinked()
+            if opts.recover is None:  # alone on the device: nobody else can hold them open
+                self._reclaim_unlinked()
             self.commit()
 
     # ------------------------------------------------------------------------------------
@@ -118,8 +127,11 @@ class Filesystem:
     # ------------------------------------------------------------------------------------
 
     def _recover_journals(self) -> None:
-        """With lock_nolock this node is alone: replay every dirty journal (first mounter)."""
-        for jid, region in enumerate(self.sb.journals):
+        """Replay dirty journals: every one when this node is alone (lock_nolock, or the first
+        mounter of a cluster), else the ones the lock server handed over."""
+        todo = range(len(self.sb.journals)) if self.opts.recover is None else self.opts.recover
+        for jid in todo:
+            region = self.sb.journals[jid]
             state, n = journal.journal_state(self.dev, region, jid, self.sb.uuid)
             if state == "clean":
                 continue
@@ -327,7 +339,7 @@ class Filesystem:
         ino.ctime = now()
         if ino.nlink <= 0 or (ino.is_dir and ino.nlink <= 1):
             ino.nlink = 0
-            if ino.refs > 0:
+            if self.refs.get(ino.addr, 0) > 0:
                 self.alloc.set_state(ino.addr, UNLINKED)  # reclaimed at next mount if we crash
                 self._dirty(ino)
             else:
@@ -594,10 +606,17 @@ class Filesystem:
         i.ctime = now()
         self._dirty(i)
 
-    def statfs(self) -> dict[str, int]:
+    def statfs(self, fresh: bool = False) -> dict[str, int]:
+        """Space and inodes from the resource groups.  `fresh` (cluster mounts): read the groups
+        this node holds no lock on from the device, since other nodes change them."""
         total = self.alloc.total_blocks
-        free = self.alloc.free_blocks
-        files = sum(r.dinodes for r in self.alloc.rgrps)
+        free = files = 0
+        for rg in self.alloc.rgrps:
+            if fresh and self.alloc.allowed is not None and rg.index not in self.alloc.allowed:
+                _gen, f, d, _u, _bm = unpack_rgrp(self.dev.read(rg.entry.header))
+            else:
+                f, d = rg.free, rg.dinodes
+            free, files = free + f, files + d
         return {"bsize": BLOCK, "blocks": total, "bfree": free, "files": files + free,
                 "ffree": free, "namemax": NAME_MAX}
 
@@ -606,15 +625,78 @@ class Filesystem:
     # ------------------------------------------------------------------------------------
 
     def ref(self, ino: int, n: int = 1) -> None:
-        self.inode(ino).refs += n
+        self.refs[ino] = self.refs.get(ino, 0) + n
 
-    def unref(self, ino: int, n: int = 1) -> None:
+    def unref(self, ino: int, n: int = 1) -> bool:
+        """Drop kernel references; True if that freed an unlinked inode."""
+        left = self.refs.get(ino, 0) - n
+        if left > 0:
+            self.refs[ino] = left
+            return False
+        self.refs.pop(ino, None)
         i = self.inodes.get(ino)
+        if i is not None and i.nlink == 0 and not self.opts.readonly:
+            self._destroy(i)
+            return True
+        return False
+
+    # ------------------------------------------------------------------------------------
+    # What a lock covers (cluster mounts): ogfs/glock.py calls these when a lock comes and goes
+    # ------------------------------------------------------------------------------------
+
+    def is_clean(self) -> bool:
+        return not (self.dirty_inodes or self.dirty_ext or self.dirty_dirblocks
+                    or self.alloc.dirty_rgrps())
+
+    def flush_for_demote(self) -> None:
+        """Before an exclusive lock leaves this node: commit, and write everything home, so
+        that our journal never holds a block another node may change next (journal.py)."""
+        self.commit()
+        if self.uninstalled:
+            self.checkpoint()
+
+    def forget_inode(self, addr: int) -> None:
+        """Drop the cached inode (and directory): the next use reads it from the device."""
+        i = self.inodes.get(addr)
         if i is None:
             return
-        i.refs = max(0, i.refs - n)
-        if i.refs == 0 and i.nlink == 0 and not self.opts.readonly:
-            self._destroy(i)
+        assert i not in self.dirty_inodes and i not in self.dirty_ext, "forget a dirty inode"
+        del self.inodes[addr]
+
+    def reload_rgrp(self, index: int) -> None:
+        """Read a resource group afresh: another node may have changed it while we did not hold it."""
+        rg = self.alloc.rgrps[index]
+        assert not rg.dirty, "reload a dirty resource group"
+        rg.generation, rg.free, rg.dinodes, rg.unlinked, rg.bitmap = unpack_rgrp(
+            self.dev.read(rg.entry.header))
+        rg.hint = 0
+
+    def rgrps_of(self, addr: int, from_lblk: int = 0) -> set[int]:
+        """Resource groups holding an inode's blocks from logical block `from_lblk` on (and its
+        dinode and extent blocks when from 0): the locks a free of them needs."""
+        i = self.inode(addr)
+        out = set()
+        if from_lblk == 0:
+            out.add(self.alloc.rgrp_of(addr).index)
+            out.update(self.alloc.rgrp_of(b).index for b in i.ext_blocks)
+        for lblk, p, n in i.extents:
+            if lblk + n > from_lblk:
+                first = p + max(0, from_lblk - lblk)
+                out.update(self.alloc.rgrp_of(b).index for b in range(first, p + n, 1024))
+                out.add(self.alloc.rgrp_of(p + n - 1).index)
+        return out
+
+    def lookup_addr(self, parent: int, name: bytes) -> int:
+        """The inode number a name points to, without reading that inode."""
+        pino = self.inode(parent)
+        if name == b".":
+            return parent
+        if name == b"..":
+            return pino.parent or self.root
+        hit = self.dir(pino).get(name)
+        if hit is None:
+            raise FsError(errno.ENOENT)
+        return hit[0]
 
     # ------------------------------------------------------------------------------------
     # Data

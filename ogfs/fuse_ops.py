@@ -1,11 +1,16 @@
 """pyfuse3 glue: kernel requests in, Filesystem calls out.
 
-Each handler is an `async def` that never awaits while it touches the filesystem, so handlers
-run one at a time and every operation is atomic with respect to commits (see fs.py).  Errors
-become the right errno; anything unexpected is logged with its traceback and the caller gets
-EIO, never a crash of the daemon.
+Every handler has two phases:
+  1. take the glocks it needs (ogfs/glock.py), awaiting grants: other requests run meanwhile;
+  2. call the filesystem without awaiting, so the change is atomic with respect to commits and
+     to callbacks (a demote runs between operations, never inside one).
+Lock order, so two nodes never wait on each other in a circle: the RENAME lock, then directories
+before what they contain, then other inodes, then resource groups.  With lock_nolock the locks
+are free (glock.NoLocks).
 
-Inode numbers are dinode block addresses, except that the kernel insists the root is 1.
+Errors become the right errno; anything unexpected is logged with its traceback and the caller
+gets EIO, never a crash of the daemon.  Inode numbers are dinode block addresses, except that
+the kernel insists the root is 1.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from typing import Any
 import pyfuse3
 
 from .fs import Filesystem, FsError
+from .glock import AnyLocks, LockTimeout, NoLocks
 from .inode import Inode
+from .layout import BLOCK
+from .memexp.protocol import EX, INODE, NONDISK, RENAME_LOCK, RGRP, SH, Name
 
 log = logging.getLogger("ogfs")
 
@@ -36,6 +44,9 @@ def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise pyfuse3.FUSEError(e.errno) from None
         except pyfuse3.FUSEError:
             raise
+        except LockTimeout as e:
+            log.error("%s: %s", fn.__name__, e)
+            raise pyfuse3.FUSEError(errno.EIO) from None
         except Exception:
             shown = ", ".join(reprlib.repr(a) for a in args[:3])
             log.exception("%s(%s) failed", fn.__name__, shown)
@@ -45,17 +56,72 @@ def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class Held:
+    """The glocks one operation holds; released together when it ends."""
+
+    def __init__(self, ops: Operations) -> None:
+        self.ops, self.locks, self.fs = ops, ops.locks, ops.fs
+        self.names: dict[Name, int] = {}
+
+    async def take(self, name: Name, state: int) -> None:
+        if self.names.get(name) in (EX, state):
+            return
+        await self.locks.acquire(name, state)
+        if name in self.names:
+            self.locks.release(name)  # keep one use per lock; the stronger state now covers it
+        self.names[name] = state
+
+    async def inode(self, addr: int, state: int) -> None:
+        await self.take((INODE, addr), state)
+
+    async def inodes(self, addrs: list[int], state: int) -> None:
+        for a in sorted(set(addrs)):
+            await self.inode(a, state)
+
+    async def rgrps(self, indices: set[int]) -> None:
+        for i in sorted(indices):
+            await self.take((RGRP, i), EX)
+
+    async def for_alloc(self, nblocks: int) -> None:
+        """Hold resource groups with room for `nblocks` more blocks (plus some slack)."""
+        if isinstance(self.locks, NoLocks):
+            return
+        a = self.fs.alloc
+        need = nblocks + 16
+        order = list(range(a.home, len(a.rgrps))) + list(range(a.home))
+        for i in order:
+            if sum(a.rgrps[k].free for k in (a.allowed or ())) - len(a.quarantine) >= need:
+                return
+            if i not in (a.allowed or ()):
+                await self.take((RGRP, i), EX)
+
+    def release(self) -> None:
+        for name in self.names:
+            self.locks.release(name)
+        self.names.clear()
+
+    async def __aenter__(self) -> Held:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
 class Operations(pyfuse3.Operations):
     supports_dot_lookup = True
     enable_writeback_cache = False  # the cache would outlive our locks (ogfs.md 3.2)
 
-    def __init__(self, fs: Filesystem, cache_timeout: float) -> None:
+    def __init__(self, fs: Filesystem, cache_timeout: float, locks: AnyLocks | None = None) -> None:
         super().__init__()
         self.fs = fs
+        self.locks: AnyLocks = locks or NoLocks()
         self.timeout = cache_timeout  # 0 in a cluster: another node may change anything
         self.handles: dict[int, tuple[int, bool]] = {}  # fh -> (inode, O_APPEND)
         self.dirhandles: dict[int, list[tuple[bytes, int]]] = {}
         self._next_fh = 1
+
+    def held(self) -> Held:
+        return Held(self)
 
     # -- inode numbers ------------------------------------------------------------------
 
@@ -68,7 +134,7 @@ class Operations(pyfuse3.Operations):
     def _entry(self, i: Inode, counted: bool = True) -> pyfuse3.EntryAttributes:
         """Attributes for the kernel; `counted` entries add one to the kernel's lookup count."""
         if counted:
-            i.refs += 1
+            self.fs.ref(i.addr)
         e = pyfuse3.EntryAttributes()
         e.st_ino = self._ino(i.addr)
         e.generation = 0
@@ -80,7 +146,7 @@ class Operations(pyfuse3.Operations):
         e.st_gid = i.gid
         e.st_rdev = i.rdev
         e.st_size = i.size
-        e.st_blksize = 4096
+        e.st_blksize = BLOCK
         e.st_blocks = (i.blocks + (1 if i.stuffed else 0)) * 8
         e.st_atime_ns = i.atime
         e.st_mtime_ns = i.mtime
@@ -96,37 +162,67 @@ class Operations(pyfuse3.Operations):
 
     @_errors
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
-        return self._entry(self.fs.lookup(self._addr(parent_inode), name))
+        parent = self._addr(parent_inode)
+        async with self.held() as h:
+            await h.inode(parent, SH)
+            addr = self.fs.lookup_addr(parent, name)
+            await h.inode(addr, SH)
+            return self._entry(self.fs.inode(addr))
 
-    @_errors
     async def forget(self, inode_list: list[tuple[int, int]]) -> None:
         for ino, n in inode_list:
-            self.fs.unref(self._addr(ino), n)
+            addr = self._addr(ino)
+            try:
+                cached = self.fs.inodes.get(addr)
+                if cached is not None and cached.nlink == 0 and self.fs.refs.get(addr, 0) <= n:
+                    # The last reference to an unlinked inode: freeing it needs its locks.
+                    async with self.held() as h:
+                        await h.inode(addr, EX)
+                        await h.rgrps(self.fs.rgrps_of(addr))
+                        self.fs.unref(addr, n)
+                else:
+                    self.fs.unref(addr, n)
+            except Exception:  # forget has no reply: log and go on
+                log.exception("forget(%d) failed", addr)
+            finally:
+                self.fs.after_op()
 
     @_errors
     async def getattr(self, inode: int, ctx: Any) -> pyfuse3.EntryAttributes:
-        return self._entry(self.fs.inode(self._addr(inode)), counted=False)
+        addr = self._addr(inode)
+        async with self.held() as h:
+            await h.inode(addr, SH)
+            return self._entry(self.fs.inode(addr), counted=False)
 
     @_errors
     async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: Any, fh: int | None,
                       ctx: Any) -> pyfuse3.EntryAttributes:
-        i = self.fs.setattr(
-            self._addr(inode),
-            mode=attr.st_mode if fields.update_mode else None,
-            uid=attr.st_uid if fields.update_uid else None,
-            gid=attr.st_gid if fields.update_gid else None,
-            size=attr.st_size if fields.update_size else None,
-            atime=attr.st_atime_ns if fields.update_atime else None,
-            mtime=attr.st_mtime_ns if fields.update_mtime else None)
-        return self._entry(i, counted=False)
+        addr = self._addr(inode)
+        async with self.held() as h:
+            await h.inode(addr, EX)
+            if fields.update_size:
+                await h.rgrps(self.fs.rgrps_of(addr, -(-attr.st_size // BLOCK)))
+                await h.for_alloc(2)
+            i = self.fs.setattr(
+                addr,
+                mode=attr.st_mode if fields.update_mode else None,
+                uid=attr.st_uid if fields.update_uid else None,
+                gid=attr.st_gid if fields.update_gid else None,
+                size=attr.st_size if fields.update_size else None,
+                atime=attr.st_atime_ns if fields.update_atime else None,
+                mtime=attr.st_mtime_ns if fields.update_mtime else None)
+            return self._entry(i, counted=False)
 
     @_errors
     async def readlink(self, inode: int, ctx: Any) -> bytes:
-        return self.fs.readlink(self._addr(inode))
+        addr = self._addr(inode)
+        async with self.held() as h:
+            await h.inode(addr, SH)
+            return self.fs.readlink(addr)
 
     @_errors
     async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
-        s = self.fs.statfs()
+        s = self.fs.statfs(fresh=not isinstance(self.locks, NoLocks))
         d = pyfuse3.StatvfsData()
         d.f_bsize = d.f_frsize = s["bsize"]
         d.f_blocks, d.f_bfree, d.f_bavail = s["blocks"], s["bfree"], s["bfree"]
@@ -136,39 +232,82 @@ class Operations(pyfuse3.Operations):
 
     # -- namespace ----------------------------------------------------------------------
 
+    async def _new(self, parent_inode: int, make: Callable[[int], Inode], extra_blocks: int = 0
+                   ) -> Inode:
+        parent = self._addr(parent_inode)
+        async with self.held() as h:
+            await h.inode(parent, EX)
+            await h.for_alloc(3 + extra_blocks)
+            child = make(parent)
+            # Lock the new inode before the parent goes: another node may still cache a lock
+            # on this block number from an inode that lived here before.
+            await h.inode(child.addr, EX)
+            return child
+
     @_errors
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: Any) -> pyfuse3.EntryAttributes:
-        return self._entry(self.fs.create(self._addr(parent_inode), name, mode, ctx.uid, ctx.gid, rdev))
+        return self._entry(await self._new(
+            parent_inode, lambda p: self.fs.create(p, name, mode, ctx.uid, ctx.gid, rdev)))
 
     @_errors
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> pyfuse3.EntryAttributes:
-        return self._entry(self.fs.mkdir(self._addr(parent_inode), name, mode, ctx.uid, ctx.gid))
+        return self._entry(await self._new(
+            parent_inode, lambda p: self.fs.mkdir(p, name, mode, ctx.uid, ctx.gid)))
 
     @_errors
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,
                       ctx: Any) -> pyfuse3.EntryAttributes:
-        return self._entry(self.fs.symlink(self._addr(parent_inode), name, target, ctx.uid, ctx.gid))
+        return self._entry(await self._new(
+            parent_inode, lambda p: self.fs.symlink(p, name, target, ctx.uid, ctx.gid), 2))
 
     @_errors
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
                    ctx: Any) -> pyfuse3.EntryAttributes:
-        return self._entry(self.fs.link(self._addr(inode), self._addr(new_parent_inode), new_name))
+        addr, parent = self._addr(inode), self._addr(new_parent_inode)
+        async with self.held() as h:
+            await h.inode(parent, EX)
+            await h.inode(addr, EX)
+            await h.for_alloc(2)
+            return self._entry(self.fs.link(addr, parent, new_name))
+
+    async def _remove(self, parent_inode: int, name: bytes, remove: Callable[[int, bytes], None]) -> None:
+        parent = self._addr(parent_inode)
+        async with self.held() as h:
+            await h.inode(parent, EX)
+            addr = self.fs.lookup_addr(parent, name)
+            await h.inode(addr, EX)
+            await h.rgrps(self.fs.rgrps_of(addr))
+            remove(parent, name)
 
     @_errors
     async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
-        self.fs.unlink(self._addr(parent_inode), name)
+        await self._remove(parent_inode, name, self.fs.unlink)
 
     @_errors
     async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
-        self.fs.rmdir(self._addr(parent_inode), name)
+        await self._remove(parent_inode, name, self.fs.rmdir)
 
     @_errors
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
                      name_new: bytes, flags: int, ctx: Any) -> None:
-        self.fs.rename(self._addr(parent_inode_old), name_old, self._addr(parent_inode_new), name_new,
-                       noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE),
-                       exchange=bool(flags & pyfuse3.RENAME_EXCHANGE))
+        op, np = self._addr(parent_inode_old), self._addr(parent_inode_new)
+        async with self.held() as h:
+            if op != np:  # GFS serialises cross-directory renames cluster-wide
+                await h.take((NONDISK, RENAME_LOCK), EX)
+            await h.inodes([op, np], EX)
+            src = self.fs.lookup_addr(op, name_old)
+            try:
+                dst: int | None = self.fs.lookup_addr(np, name_new)
+            except FsError:
+                dst = None
+            await h.inodes([src] + ([dst] if dst else []), EX)
+            if dst:
+                await h.rgrps(self.fs.rgrps_of(dst))
+            await h.for_alloc(2)
+            self.fs.rename(op, name_old, np, name_new,
+                           noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE),
+                           exchange=bool(flags & pyfuse3.RENAME_EXCHANGE))
 
     # -- files --------------------------------------------------------------------------
 
@@ -181,27 +320,36 @@ class Operations(pyfuse3.Operations):
     @_errors
     async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
         addr = self._addr(inode)
-        i = self.fs.inode(addr)
-        if flags & os.O_TRUNC and not stat.S_ISDIR(i.mode):
-            self.fs.truncate(addr, 0)
-        return self._fileinfo(addr, flags)
+        async with self.held() as h:
+            await h.inode(addr, EX if flags & os.O_TRUNC else SH)
+            i = self.fs.inode(addr)
+            if flags & os.O_TRUNC and not stat.S_ISDIR(i.mode):
+                await h.rgrps(self.fs.rgrps_of(addr))
+                self.fs.truncate(addr, 0)
+            return self._fileinfo(addr, flags)
 
     @_errors
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        i = self.fs.create(self._addr(parent_inode), name, mode, ctx.uid, ctx.gid)
+        i = await self._new(parent_inode, lambda p: self.fs.create(p, name, mode, ctx.uid, ctx.gid))
         return self._fileinfo(i.addr, flags), self._entry(i)
 
     @_errors
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        return self.fs.read(self.handles[fh][0], off, size)
+        addr = self.handles[fh][0]
+        async with self.held() as h:
+            await h.inode(addr, SH)
+            return self.fs.read(addr, off, size)
 
     @_errors
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         addr, append = self.handles[fh]
-        if append:
-            off = self.fs.inode(addr).size
-        return self.fs.write(addr, off, buf)
+        async with self.held() as h:
+            await h.inode(addr, EX)
+            await h.for_alloc(len(buf) // BLOCK + 3)
+            if append:  # the size as of now, under the lock: appends from two nodes interleave whole
+                off = self.fs.inode(addr).size
+            return self.fs.write(addr, off, buf)
 
     @_errors
     async def flush(self, fh: int) -> None:
@@ -219,23 +367,28 @@ class Operations(pyfuse3.Operations):
 
     @_errors
     async def opendir(self, inode: int, ctx: Any) -> int:
-        fh = self._fh()
-        # A snapshot: readdir offsets stay valid while the directory changes underneath.
-        self.dirhandles[fh] = self.fs.readdir(self._addr(inode))
-        return fh
+        addr = self._addr(inode)
+        async with self.held() as h:
+            await h.inode(addr, SH)
+            fh = self._fh()
+            # A snapshot: readdir offsets stay valid while the directory changes underneath.
+            self.dirhandles[fh] = self.fs.readdir(addr)
+            return fh
 
     @_errors
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
         entries = self.dirhandles[fh]
         for k in range(start_id, len(entries)):
             name, addr = entries[k]
-            try:
-                i = self.fs.inode(addr)
-            except FsError:
-                continue  # removed since opendir
-            if not pyfuse3.readdir_reply(token, name, self._entry(i, counted=False), k + 1):
-                break
-            i.refs += 1  # readdirplus: the kernel now holds a lookup for it
+            async with self.held() as h:
+                await h.inode(addr, SH)
+                try:
+                    i = self.fs.inode(addr)
+                except FsError:
+                    continue  # removed since opendir
+                if not pyfuse3.readdir_reply(token, name, self._entry(i, counted=False), k + 1):
+                    break
+                self.fs.ref(addr)  # readdirplus: the kernel now holds a lookup for it
 
     @_errors
     async def releasedir(self, fh: int) -> None:
@@ -249,16 +402,28 @@ class Operations(pyfuse3.Operations):
 
     @_errors
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
-        self.fs.setxattr(self._addr(inode), name, value)
+        addr = self._addr(inode)
+        async with self.held() as h:
+            await h.inode(addr, EX)
+            self.fs.setxattr(addr, name, value)
 
     @_errors
     async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
-        return self.fs.getxattr(self._addr(inode), name)
+        addr = self._addr(inode)
+        async with self.held() as h:
+            await h.inode(addr, SH)
+            return self.fs.getxattr(addr, name)
 
     @_errors
     async def listxattr(self, inode: int, ctx: Any) -> list[bytes]:
-        return self.fs.listxattr(self._addr(inode))
+        addr = self._addr(inode)
+        async with self.held() as h:
+            await h.inode(addr, SH)
+            return self.fs.listxattr(addr)
 
     @_errors
     async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
-        self.fs.removexattr(self._addr(inode), name)
+        addr = self._addr(inode)
+        async with self.held() as h:
+            await h.inode(addr, EX)
+            self.fs.removexattr(addr, name)

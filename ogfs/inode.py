@@ -74,7 +74,6 @@ class Inode:
     ext_blocks: list[int] = field(default_factory=list)
     ext_gens: list[int] = field(default_factory=list)
     dir: Dir | None = None
-    refs: int = 0  # kernel lookups + open handles; an unlinked inode lives until 0
 
     @property
     def is_dir(self) -> bool:

@@ -1,0 +1,160 @@
+"""Cluster mounts (lock_memexp): what a lock covers in the caches, the mount sequence with
+first-mounter recovery and the split-brain guard, journal recovery for a dead node, and the
+disk-heartbeat slot.  The daemon (ogfs/daemon.py) calls mount_cluster() and runs the tasks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import trio
+
+from . import cidev, journal, slots
+from .fs import Filesystem, MountError, Options
+from .glock import Glocks, TryFailed
+from .layout import Superblock
+from .memexp.client import LockClient, MemexpError
+from .memexp.protocol import EX, INODE, JOURNAL, NOEXP, RGRP, TRY, TRY_1CB, UN, Name
+
+log = logging.getLogger("ogfs")
+CONNECT_TIMEOUT = 15.0  # seconds a mount waits for memexpd before it fails
+
+
+class CacheHooks:
+    """Keep the filesystem's caches true to the locks this node holds (glock.Hooks)."""
+
+    def __init__(self) -> None:
+        self.fs: Filesystem | None = None
+
+    def after_grant(self, name: Name, old: int, new: int) -> None:
+        fs = self.fs
+        if fs is None:
+            return
+        kind, n = name
+        if kind == RGRP:
+            rg = fs.alloc.rgrps[n]
+            if old == UN and not rg.dirty:
+                fs.reload_rgrp(n)  # another node may have changed it meanwhile
+            if new == EX and fs.alloc.allowed is not None:
+                fs.alloc.allowed.add(n)
+        elif kind == INODE and old == UN:
+            cached = fs.inodes.get(n)
+            if cached is not None and cached not in fs.dirty_inodes:
+                fs.forget_inode(n)  # read it afresh (a dirty one is new: we made it)
+
+    def before_demote(self, name: Name, old: int, new: int) -> None:
+        fs = self.fs
+        if fs is None:
+            return
+        kind, n = name
+        cached = fs.inodes.get(n) if kind == INODE else None
+        if old == EX or (cached is not None and cached in fs.dirty_inodes):
+            fs.flush_for_demote()  # commit and write home before another node may look
+        if kind == RGRP and fs.alloc.allowed is not None:
+            fs.alloc.allowed.discard(n)
+        if kind == INODE and new == UN:
+            fs.forget_inode(n)
+
+
+@dataclass
+class ClusterMount:
+    fs: Filesystem
+    client: LockClient
+    glocks: Glocks
+    slot: slots.Slot
+    cidev_path: str
+    first: bool
+
+
+async def mount_cluster(device: str, sb: Superblock, hostdata: str | None, locktable: str,
+                        readonly: bool, commit: float, barrier: bool,
+                        nursery: trio.Nursery) -> ClusterMount:
+    if not hostdata:
+        raise MountError("lockproto=memexp needs hostdata=<this node's IP> (its row in the cidev)")
+    try:
+        cfg = cidev.read_config(locktable)
+    except Exception as e:  # noqa: BLE001
+        raise MountError(f"cannot read the cluster information device {locktable}: {e}") from None
+    me = cfg.node_by_ip(hostdata)
+    if me is None:
+        raise MountError(f"hostdata={hostdata} is not a node of {locktable} "
+                         f"(nodes: {', '.join(n.ip for n in cfg.nodes)})")
+    client = LockClient((cfg.lockdev_ip, cfg.lockdev_port), me.ip, me.cid, cfg.cbport,
+                        sb.uuid_str, cfg.timeout)
+    try:
+        await client.connect(trio.current_time() + CONNECT_TIMEOUT)
+    except MemexpError as e:
+        raise MountError(str(e)) from None
+    hooks = CacheHooks()
+    glocks = Glocks(client, hooks, nursery, op_timeout=2 * cfg.timeout + 10)
+    client.on_callback = glocks.callback
+    client.held = glocks.held
+    await client.run(nursery)
+    reply = await client.mount()
+    jid = me.cid
+    try:  # our own journal, exclusively: a second mount with the same hostdata must fail
+        for attempt in range(3):
+            try:
+                await glocks.try_acquire((JOURNAL, jid), EX, NOEXP | TRY | TRY_1CB)
+                break
+            except TryFailed:
+                if attempt == 2:
+                    raise
+                await trio.sleep(0.5)
+    except TryFailed:
+        raise MountError(f"journal {jid} is in use by another node: is hostdata={hostdata} "
+                         f"mounted elsewhere?") from None
+    first = bool(reply["first"])
+    slot = slots.Slot(me.cid, slots.MOUNTING, client.incarnation, 0, time.time_ns(),
+                      int(min(cfg.timeout / 3, 2.0) * 1000), hostdata)
+    if first:
+        alive = await trio.to_thread.run_sync(
+            slots.live_others, locktable, me.cid, [n.cid for n in cfg.nodes])
+        if alive:
+            who = ", ".join(f"{s.hostdata} (cid {s.cid})" for s in alive)
+            raise MountError(f"refusing to mount as first node: {who} still writes its disk "
+                             f"heartbeat on {locktable} (split brain? STOMITH it first)")
+    slots.write_slot(locktable, slot)
+    recover = None if first else sorted(set(reply.get("recover", [])) | {jid})
+    fs = Filesystem(device, Options(jid=jid, readonly=readonly, commit_interval=commit,
+                                    barrier=barrier, recover=recover, cluster=True))
+    hooks.fs = fs
+    fs.flush_for_demote()
+    fs.inodes.clear()  # read under locks from now on
+    for j in reply.get("recover", []):
+        await client.simple("RECOVERY_DONE", jid=j, ok=True)
+    if first:
+        await client.simple("OTHERS_MAY_MOUNT")
+
+    async def recover_journal(j: int) -> None:
+        name = (JOURNAL, j)
+        await glocks.acquire(name, EX, NOEXP)
+        try:
+            log.info("jid=%d: Trying to acquire journal lock... Looking at journal...", j)
+            n = journal.replay(fs.dev, fs.sb.journals[j], j, fs.sb.uuid)
+            log.info("jid=%d: Replaying journal... replayed %d transaction(s); Done", j, n)
+        finally:
+            glocks.release(name)
+            glocks.drop(name)
+        await client.simple("RECOVERY_DONE", jid=j, ok=True)
+
+    client.on_recover = recover_journal
+    slot.state = slots.MOUNTED
+    return ClusterMount(fs, client, glocks, slot, locktable, first)
+
+
+async def slot_writer(cm: ClusterMount) -> None:
+    """Keep our disk heartbeat moving while we are mounted."""
+    while True:
+        cm.slot.counter += 1
+        cm.slot.time_ns = time.time_ns()
+        await trio.to_thread.run_sync(slots.write_slot, cm.cidev_path, cm.slot)
+        await trio.sleep(cm.slot.interval_ms / 1000)
+
+
+async def leave(cm: ClusterMount) -> None:
+    """After the final commit: mark our slot unmounted and log out of memexpd."""
+    cm.slot.state = slots.UNMOUNTED
+    slots.write_slot(cm.cidev_path, cm.slot)
+    await cm.client.unmount()

@@ -1,0 +1,206 @@
+"""Glocks: the node's cache of cluster locks (GFS's G-lock layer, much simplified).
+
+A glock stays with the node after the operation that asked for it is done ("cacheable"), so
+the next operation on the same inode or resource group costs nothing.  It leaves only when
+memexpd calls back (another node wants it):
+
+    callback -> wait until no local operation is using it (and a minimum hold time has
+                passed, so a freshly granted lock is used at least once: no ping-pong livelock)
+             -> hooks.before_demote: if it was EX, commit and write everything home
+                (fs.flush_for_demote), then drop what it covers from the caches
+             -> DEMOTE to memexpd
+
+and when it comes back, hooks.after_grant drops whatever stale copy the node still had.
+So a node only ever uses cached metadata under a lock it holds, and another node's changes are
+seen as soon as the lock is granted.
+
+Operations never upgrade a lock they already use (SH -> EX inside one operation could deadlock
+two nodes doing the same): they ask for the strongest state they will need up front.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from .memexp.protocol import EX, SH, UN, Name, name_str
+
+log = logging.getLogger("ogfs")
+MIN_HOLD = 0.01  # seconds a grant is kept before a callback may take it (GFS2's minimum hold time)
+
+
+class LockTimeout(Exception):
+    """The lock server did not answer in time (memexpd down, cbport blocked, ...)."""
+
+
+class TryFailed(Exception):
+    pass
+
+
+class Requester(Protocol):
+    async def lock(self, name: Name, state: int, flags: int) -> int: ...
+    async def demote(self, name: Name, state: int) -> None: ...
+
+
+class Hooks(Protocol):
+    def after_grant(self, name: Name, old: int, new: int) -> None: ...
+    def before_demote(self, name: Name, old: int, new: int) -> None: ...
+
+
+def covers(held: int, want: int) -> bool:
+    return held == EX or (held == SH and want == SH)
+
+
+@dataclass(eq=False)
+class Glock:
+    name: Name
+    state: int = UN
+    users: int = 0
+    requesting: int = UN       # a request for this state is on its way
+    demote_to: int | None = None
+    granted_at: float = 0.0
+    changed: trio.Event = field(default_factory=trio.Event)
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+class Glocks:
+    def __init__(self, requester: Requester, hooks: Hooks, nursery: trio.Nursery,
+                 op_timeout: float = 60.0) -> None:
+        self.req = requester
+        self.hooks = hooks
+        self.nursery = nursery
+        self.op_timeout = op_timeout
+        self.locks: dict[Name, Glock] = {}
+        self.counters = {"lock_requests": 0, "callbacks": 0, "demotes": 0, "cached_hits": 0}
+
+    def _get(self, name: Name) -> Glock:
+        g = self.locks.get(name)
+        if g is None:
+            g = self.locks[name] = Glock(name)
+        return g
+
+    async def acquire(self, name: Name, state: int, flags: int = 0) -> None:
+        """Hold `name` in at least `state` for one operation; pair with release()."""
+        g = self._get(name)
+        first = True
+        try:
+            with trio.fail_after(self.op_timeout):
+                while True:
+                    if covers(g.state, state) and g.demote_to is None:
+                        g.users += 1
+                        if first:
+                            self.counters["cached_hits"] += 1
+                        return
+                    first = False
+                    if g.demote_to is None and not covers(g.requesting, state):
+                        want = EX if state == EX or g.state == EX else SH
+                        g.requesting = want
+                        self.nursery.start_soon(self._request, g, want, flags)
+                    await g.changed.wait()
+        except trio.TooSlowError:
+            raise LockTimeout(f"no grant of {name_str(name)} in {self.op_timeout:.0f} s") from None
+
+    async def _request(self, g: Glock, want: int, flags: int) -> None:
+        self.counters["lock_requests"] += 1
+        try:
+            got = await self.req.lock(g.name, want, flags)
+        except Exception as e:  # noqa: BLE001 - the waiters time out; the log says why
+            log.warning("lock request %s failed: %s", name_str(g.name), e)
+            g.requesting = UN
+            g.notify()
+            return
+        old, g.state, g.requesting = g.state, got, UN
+        g.granted_at = time.monotonic()
+        self.hooks.after_grant(g.name, old, got)
+        g.notify()
+
+    async def try_acquire(self, name: Name, state: int, flags: int) -> None:
+        """Acquire with TRY semantics: TryFailed at once if memexpd cannot grant it now."""
+        g = self._get(name)
+        if covers(g.state, state):
+            g.users += 1
+            return
+        self.counters["lock_requests"] += 1
+        got = await self.req.lock(name, state, flags)
+        old, g.state = g.state, got
+        g.granted_at = time.monotonic()
+        self.hooks.after_grant(name, old, got)
+        g.users += 1
+        g.notify()
+
+    def release(self, name: Name) -> None:
+        g = self.locks[name]
+        g.users -= 1
+        if g.users == 0 and g.demote_to is not None:
+            g.notify()
+
+    def callback(self, name: Name, need: int) -> None:
+        """memexpd says another node wants `name` in state `need`."""
+        self.counters["callbacks"] += 1
+        g = self.locks.get(name)
+        if g is None or g.state == UN:
+            return
+        target = SH if need == SH and g.state == EX else UN
+        if need == SH and g.state == SH:
+            return  # compatible already
+        if g.demote_to is None:
+            g.demote_to = target
+            self.nursery.start_soon(self._demote, g)
+        elif target == UN:
+            g.demote_to = UN
+
+    async def _demote(self, g: Glock) -> None:
+        await trio.sleep(max(0.0, g.granted_at + MIN_HOLD - time.monotonic()))
+        while g.users > 0:
+            await g.changed.wait()
+        target = g.demote_to
+        assert target is not None
+        if g.state != target:
+            self.hooks.before_demote(g.name, g.state, target)
+            g.state = target
+            self.counters["demotes"] += 1
+            try:
+                await self.req.demote(g.name, target)
+            except Exception as e:  # noqa: BLE001 - memexpd gone: the reclaim after reconnect says
+                log.warning("demote of %s not delivered: %s", name_str(g.name), e)
+        g.demote_to = None
+        g.notify()
+
+    def drop(self, name: Name) -> None:
+        """Give a lock back to memexpd as soon as no local operation uses it."""
+        g = self.locks.get(name)
+        if g is not None and g.state != UN and g.demote_to is None:
+            g.demote_to = UN
+            self.nursery.start_soon(self._demote, g)
+
+    def held(self) -> list[tuple[Name, int]]:
+        """What to reclaim from a restarted memexpd."""
+        return [(g.name, g.state) for g in self.locks.values() if g.state != UN]
+
+    def dump(self) -> list[dict[str, Any]]:
+        return [{"name": name_str(g.name), "state": g.state, "users": g.users,
+                 "demote_to": g.demote_to} for g in self.locks.values() if g.state != UN or g.users]
+
+
+class NoLocks:
+    """lock_nolock: every lock is granted at once and nothing is ever called back."""
+
+    counters: dict[str, int] = {}
+
+    async def acquire(self, name: Name, state: int, flags: int = 0) -> None:
+        return None
+
+    def release(self, name: Name) -> None:
+        return None
+
+
+AnyLocks = Glocks | NoLocks
+Callback = Callable[[Name, int], None]

@@ -1,0 +1,213 @@
+"""The node's side of memexp: the lock connection to memexpd and the callback port.
+
+One LockClient per mount.  It logs in (HELLO), mounts (MOUNT -> jid, first, recover), sends
+heartbeats, turns LOCK requests into awaitable answers, and listens on <node IP>:cbport for CB
+and RECOVER.  When memexpd goes away it reconnects with backoff and, once a (new) memexpd
+answers, says HELLO again with every lock it holds (the reclaim of docs/memexp-protocol.md),
+then sends again every request still unanswered.  Operations waiting meanwhile are bounded by
+the glock layer's timeout.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from ..glock import TryFailed
+from .aio import Channel
+from .protocol import ProtocolError, Name, name_str
+
+log = logging.getLogger("ogfs")
+
+
+class MemexpError(Exception):
+    pass
+
+
+class LockClient:
+    def __init__(self, lockdev: tuple[str, int], me_ip: str, cid: int, cbport: int, uuid: str,
+                 timeout: float) -> None:
+        self.lockdev, self.ip, self.cid, self.cbport, self.uuid = lockdev, me_ip, cid, cbport, uuid
+        self.timeout = timeout  # the cluster's node timeout: heartbeat every timeout/5
+        self.incarnation = int.from_bytes(os.urandom(6), "big")
+        self.chan: Channel | None = None
+        self.epoch: int | None = None
+        self.mounted = False
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[dict[str, Any], trio.Event, list[Any]]] = {}
+        self._mount_reply: list[dict[str, Any]] = []
+        self._mount_event = trio.Event()
+        self._connected = trio.Event()
+        self.on_callback: Callable[[Name, int], None] = lambda name, need: None
+        self.on_recover: Callable[[int], Awaitable[None]] | None = None
+        self.held: Callable[[], list[tuple[Name, int]]] = list
+        self.counters = {"reconnects": 0, "heartbeats": 0}
+
+    # -- connecting ---------------------------------------------------------------------------
+
+    async def _open(self) -> Channel:
+        stream = await trio.open_tcp_stream(*self.lockdev)
+        chan = Channel(stream)
+        await chan.send("HELLO", ip=self.ip, cid=self.cid, cbport=self.cbport, uuid=self.uuid,
+                        incarnation=self.incarnation, mounted=self.mounted,
+                        reclaim=[[n[0], n[1], s] for n, s in self.held()])
+        msg = await chan.recv()
+        if msg["op"] != "WELCOME":
+            await chan.aclose()
+            raise MemexpError(f"memexpd refused the login: {msg.get('reason', msg)}")
+        self.epoch = msg.get("epoch")
+        return chan
+
+    async def connect(self, deadline: float) -> None:
+        """First login, retried until `deadline` (trio clock): memexpd may still be starting."""
+        last: Exception | None = None
+        while trio.current_time() < deadline:
+            try:
+                self.chan = await self._open()
+                self._connected.set()
+                return
+            except (OSError, ConnectionError, ProtocolError, MemexpError) as e:
+                last = e
+                await trio.sleep(0.2)
+        host, port = self.lockdev
+        reason = getattr(last, "strerror", None) or str(last)
+        raise MemexpError(f"cannot reach the lock server memexpd at {host}:{port}: {reason} "
+                          f"(is the memexpd resource running?)")
+
+    async def run(self, nursery: trio.Nursery) -> None:
+        """Start the background tasks: receiver (with reconnects), heartbeats, callback port."""
+        await nursery.start(self._callback_server)
+        nursery.start_soon(self._receiver)
+        nursery.start_soon(self._heartbeats)
+
+    async def _receiver(self) -> None:
+        while True:
+            chan = self.chan
+            assert chan is not None
+            try:
+                while True:
+                    self._dispatch(await chan.recv())
+            except (OSError, ConnectionError, ProtocolError, trio.BrokenResourceError) as e:
+                log.warning("lost the lock server memexpd at %s:%d (%s); reconnecting",
+                            *self.lockdev, e)
+            self._connected = trio.Event()
+            await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                self.chan = await self._open()
+                break
+            except (OSError, ConnectionError, ProtocolError, MemexpError):
+                await trio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self.counters["reconnects"] += 1
+        log.info("lock server back (epoch %s): reclaimed %d lock(s)", self.epoch, len(self.held()))
+        self._connected.set()
+        for msg, _event, _box in list(self._pending.values()):
+            await self._send_raw(msg)
+
+    async def _send_raw(self, msg: dict[str, Any]) -> None:
+        fields = {k: v for k, v in msg.items() if k not in ("op", "v")}
+        assert self.chan is not None
+        await self.chan.send(msg["op"], **fields)
+
+    def _dispatch(self, msg: dict[str, Any]) -> None:
+        op = msg["op"]
+        if op in ("GRANTED", "TRYFAILED"):
+            entry = self._pending.pop(msg["id"], None)
+            if entry is not None:
+                entry[2].append(msg)
+                entry[1].set()
+        elif op == "MOUNTED":
+            self._mount_reply.append(msg)
+            self._mount_event.set()
+        elif op == "ERROR":
+            log.error("memexpd: %s", msg.get("reason"))
+        elif op == "BYE":
+            pass
+
+    async def _heartbeats(self) -> None:
+        seq = 0
+        while True:
+            await trio.sleep(max(self.timeout / 5, 0.05))
+            await self._connected.wait()
+            seq += 1
+            try:
+                assert self.chan is not None
+                await self.chan.send("HB", seq=seq)
+                self.counters["heartbeats"] += 1
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the receiver notices and reconnects
+
+    async def _callback_server(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """memexpd connects to <node IP>:cbport for CB and RECOVER."""
+        listeners = await trio.open_tcp_listeners(self.cbport, host=self.ip)
+        for lst in listeners:
+            lst.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        task_status.started()
+        await trio.serve_listeners(self._callbacks, listeners)
+
+    async def _callbacks(self, stream: trio.abc.Stream) -> None:
+        chan = Channel(stream)
+        try:
+            while True:
+                msg = await chan.recv()
+                if msg["op"] == "CB":
+                    self.on_callback(tuple(msg["name"]), msg["need"])  # type: ignore[arg-type]
+                elif msg["op"] == "RECOVER" and self.on_recover is not None:
+                    log.info("memexpd asks this node to recover journal %d", msg["jid"])
+                    await self.on_recover(msg["jid"])
+        except (ConnectionError, ProtocolError, trio.BrokenResourceError):
+            return
+
+    # -- requests -------------------------------------------------------------------------------
+
+    async def _ask(self, msg: dict[str, Any]) -> dict[str, Any]:
+        event, box = trio.Event(), []
+        self._pending[msg["id"]] = (msg, event, box)
+        await self._connected.wait()
+        try:
+            await self._send_raw(msg)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # resent after the reconnect
+        await event.wait()
+        return box[0]
+
+    async def lock(self, name: Name, state: int, flags: int) -> int:
+        reply = await self._ask({"op": "LOCK", "id": next(self._ids), "name": list(name),
+                                 "state": state, "flags": flags})
+        if reply["op"] == "TRYFAILED":
+            raise TryFailed(f"{name_str(name)}: {reply.get('reason', 'busy')}")
+        return int(reply["state"])
+
+    async def demote(self, name: Name, state: int) -> None:
+        await self._connected.wait()
+        assert self.chan is not None
+        await self.chan.send("DEMOTE", name=list(name), state=state)
+
+    async def mount(self) -> dict[str, Any]:
+        assert self.chan is not None
+        await self.chan.send("MOUNT")
+        await self._mount_event.wait()
+        self.mounted = True
+        return self._mount_reply[-1]
+
+    async def simple(self, op: str, **fields: Any) -> None:
+        await self._connected.wait()
+        assert self.chan is not None
+        await self.chan.send(op, **fields)
+
+    async def unmount(self) -> None:
+        if self.chan is None:
+            return
+        with trio.move_on_after(5):
+            await self.chan.send("UNMOUNT")
+        self.mounted = False
