@@ -1,0 +1,318 @@
+"""Two nodes on one disk: two real FUSE mounts with different hostdata against one real memexpd.
+
+The "nodes" are loopback addresses (127.0.0.2 and 127.0.0.3, cid 0 and 1) on this host; memexpd
+listens on 127.0.0.1.  The cluster timeout is 2 s so expiry tests are quick.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import NODE_ENV, NODE_PYTHON, SBIN, LoopDevice, Mount, ogfs_cmd
+
+from ogfs import slots
+
+pytestmark = pytest.mark.slow
+
+A_IP, B_IP = "127.0.0.2", "127.0.0.3"
+TIMEOUT = 2
+POLL = 0.05  # seconds between looks at a condition
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(POLL)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@dataclass
+class Cluster:
+    cidev: LoopDevice
+    data: LoopDevice
+    port: int
+    tmp: Path
+    memexpd: subprocess.Popen | None = None
+
+    def start_memexpd(self) -> None:
+        log = open(self.tmp / "memexpd.log", "ab")
+        self.memexpd = subprocess.Popen(
+            [NODE_PYTHON, str(SBIN / "memexpd"), "-d", self.cidev.path, "-f",
+             "--pidfile", str(self.tmp / "memexpd.pid"), "--log", str(self.tmp / "memexpd.log")],
+            env=NODE_ENV, stdout=log, stderr=log)
+        wait_for(lambda: self._answers(), 15, "memexpd to listen")
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def kill_memexpd(self, sig: int = signal.SIGKILL) -> None:
+        assert self.memexpd is not None
+        self.memexpd.send_signal(sig)
+        self.memexpd.wait(10)
+        self.memexpd = None
+
+    def mount(self, ip: str, name: str) -> Mount:
+        mnt = self.tmp / name
+        mnt.mkdir(exist_ok=True)
+        m = Mount(self.data.path, mnt, f"hostdata={ip}")
+        m.mount()
+        return m
+
+    def tool(self, *args: str) -> dict:
+        res = ogfs_cmd("ogfs_tool", *args, "-d", self.cidev.path, "--json", check=True)
+        return json.loads(res.stdout)
+
+    def log(self) -> str:
+        return (self.tmp / "memexpd.log").read_text()
+
+
+def write_config(path: Path, port: int, cbport: int) -> None:
+    path.write_text(
+        "datadev: /dev/sda3\ncidev: /dev/sda1\n"
+        f"lockdev: 127.0.0.1:{port}\ncbport: {cbport}\ntimeout: {TIMEOUT}\n"
+        "STOMITH: manual\nname: manual\n"
+        f"node: {A_IP} 0 SM: manual\nnode: {B_IP} 1 SM: manual\n")
+
+
+@pytest.fixture
+def cluster(loopdev: LoopDevice, tmp_path: Path) -> Iterator[Cluster]:
+    cidev = LoopDevice(tmp_path / "cidev.img", 4 << 20)
+    port = free_port()
+    write_config(tmp_path / "ogfscf.cf", port, free_port())
+    ogfs_cmd("ogfsconf", "-c", tmp_path / "ogfscf.cf", "-d", cidev, check=True)
+    ogfs_cmd("mkfs.ogfs", "-p", "memexp", "-t", cidev.path, "-j", "2", "-J", "8", "-O", "-q", loopdev,
+             check=True)
+    c = Cluster(cidev, loopdev, port, tmp_path)
+    c.start_memexpd()
+    try:
+        yield c
+    finally:
+        with open("/proc/self/mounts") as f:
+            mine = [line.split()[1] for line in f if line.split()[1].startswith(str(tmp_path))]
+        for mnt in mine:
+            if ogfs_cmd("umount.fuse.ogfs", mnt).returncode != 0:
+                subprocess.run(["umount", "-l", mnt], check=False)
+        if c.memexpd is not None:
+            c.kill_memexpd(signal.SIGTERM)
+        cidev.detach()
+
+
+def fsck_clean(c: Cluster) -> None:
+    res = ogfs_cmd("fsck.ogfs", "-n", c.data)
+    assert res.returncode == 0, res.stdout
+
+
+def test_a_write_on_one_node_is_read_on_the_other_at_once(cluster: Cluster) -> None:
+    a = cluster.mount(A_IP, "a")
+    b = cluster.mount(B_IP, "b")
+    for i in range(20):
+        (a.path / f"f{i}").write_bytes(b"from a %d" % i)
+        assert (b.path / f"f{i}").read_bytes() == b"from a %d" % i
+        (b.path / f"f{i}").write_bytes(b"from b %d" % i)
+        assert (a.path / f"f{i}").read_bytes() == b"from b %d" % i
+    (b.path / "dir").mkdir()
+    (b.path / "dir" / "x").write_bytes(b"x" * 100000)
+    assert sorted(os.listdir(a.path / "dir")) == ["x"]
+    os.rename(a.path / "dir" / "x", a.path / "y")
+    assert not (b.path / "dir" / "x").exists() and (b.path / "y").stat().st_size == 100000
+    info = json.loads(ogfs_cmd("ogfs_tool", "counters", a.path, "--json", check=True).stdout)
+    assert info["callbacks"] > 0 and info["demotes"] > 0  # the locks really moved
+    a.umount()
+    b.umount()
+    fsck_clean(cluster)
+
+
+def _appender(path: Path, tag: str, n: int, errors: list[BaseException]) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        for i in range(n):
+            os.write(fd, f"{tag} {i:05d}\n".encode())
+        os.close(fd)
+    except BaseException as e:  # noqa: BLE001
+        errors.append(e)
+
+
+def test_concurrent_appends_from_both_nodes_lose_nothing(cluster: Cluster) -> None:
+    a = cluster.mount(A_IP, "a")
+    b = cluster.mount(B_IP, "b")
+    errors: list[BaseException] = []
+    threads = [threading.Thread(target=_appender, args=(m.path / "log", tag, 300, errors))
+               for m, tag in ((a, "A"), (b, "B"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    lines = (a.path / "log").read_text().splitlines()
+    assert sorted(lines) == sorted([f"A {i:05d}" for i in range(300)] + [f"B {i:05d}" for i in range(300)])
+    assert (b.path / "log").read_text().splitlines() == lines
+
+
+def _churn(root: Path, tag: str, n: int, errors: list[BaseException]) -> None:
+    try:
+        for i in range(n):
+            p = root / f"{tag}{i}"
+            p.write_bytes(tag.encode() * (i % 50))
+            if i % 3 == 0:
+                os.rename(p, root / f"{tag}{i}.renamed")
+            if i % 5 == 0 and i:
+                try:
+                    os.unlink(root / f"{tag}{i - 5}")
+                except FileNotFoundError:
+                    os.unlink(root / f"{tag}{i - 5}.renamed")
+    except BaseException as e:  # noqa: BLE001
+        errors.append(e)
+
+
+def test_concurrent_namespace_changes_in_one_directory_end_consistent(cluster: Cluster) -> None:
+    a = cluster.mount(A_IP, "a")
+    b = cluster.mount(B_IP, "b")
+    (a.path / "shared").mkdir()
+    errors: list[BaseException] = []
+    threads = [threading.Thread(target=_churn, args=(m.path / "shared", tag, 120, errors))
+               for m, tag in ((a, "a"), (b, "b"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    assert not errors, errors
+    seen_a, seen_b = sorted(os.listdir(a.path / "shared")), sorted(os.listdir(b.path / "shared"))
+    assert seen_a == seen_b and len(seen_a) == 2 * (120 - 120 // 5 + 1)
+    a.umount()
+    b.umount()
+    fsck_clean(cluster)
+
+
+def test_a_dead_node_is_expired_stomithed_and_recovered_by_the_survivor(cluster: Cluster) -> None:
+    a = cluster.mount(A_IP, "a")
+    b = cluster.mount(B_IP, "b")
+    for i in range(30):  # fsync'd files on a, its journal full of recent transactions
+        with open(a.path / f"keep{i}", "wb") as f:
+            f.write(os.urandom(3000) + b"%d" % i)
+            f.flush()
+            os.fsync(f.fileno())
+    expect = {f"keep{i}": (a.path / f"keep{i}").read_bytes() for i in range(30)}
+    (a.path / "busy").write_bytes(b"held by a")  # a holds this inode's lock EX
+    pid = int(Path(f"/run/ogfs/{str(a.path).strip('/').replace('/', '-')}.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    a.force_detach()
+    result: list[object] = []
+    reader = threading.Thread(target=lambda: result.append((b.path / "busy").read_bytes()))
+    reader.start()  # blocks: a's lock is frozen until a's journal is recovered
+    wait_for(lambda: "expired" in cluster.log(), 10 * TIMEOUT, "memexpd to expire node a")
+    nodes = cluster.tool("nodes")
+    assert any(n["ip"] == A_IP and n["state"] in ("stomith_wait", "expired") for n in nodes), nodes
+    assert reader.is_alive(), "read returned while a's lock should be frozen"
+    assert "ogfs_tool stomith-ack" in cluster.log()
+    ogfs_cmd("ogfs_tool", "stomith-ack", A_IP, "-d", cluster.cidev.path, check=True)
+    reader.join(30)
+    assert result == [b"held by a"]
+    for name, data in expect.items():
+        assert (b.path / name).read_bytes() == data
+    wait_for(lambda: "replayed" in _daemon_log(b), 10, "b's recovery log line")
+    b.umount()
+    fsck_clean(cluster)
+
+
+def _daemon_log(m: Mount) -> str:
+    return Path(f"/var/log/ogfs/{str(m.path).strip('/').replace('/', '-')}.log").read_text()
+
+
+def test_seed_failover_in_miniature(cluster: Cluster) -> None:
+    """memexpd and the only mount die together; a fresh memexpd; the other node mounts first."""
+    a = cluster.mount(A_IP, "a")
+    for i in range(40):
+        with open(a.path / f"f{i}", "wb") as f:
+            f.write(b"%d" % i * 1000)
+            os.fsync(f.fileno())
+    pid = int(Path(f"/run/ogfs/{str(a.path).strip('/').replace('/', '-')}.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    cluster.kill_memexpd()
+    a.force_detach()
+    journals = json.loads(ogfs_cmd("ogfs_tool", "journals", cluster.data, "--json", check=True).stdout)
+    assert journals[0]["state"] == "dirty"
+    cluster.start_memexpd()
+    b = cluster.mount(B_IP, "b")
+    for i in range(40):
+        assert (b.path / f"f{i}").read_bytes() == b"%d" % i * 1000
+    assert "first mounter" in _daemon_log(b)
+    b.umount()
+    journals = json.loads(ogfs_cmd("ogfs_tool", "journals", cluster.data, "--json", check=True).stdout)
+    assert [j["state"] for j in journals] == ["clean", "clean"]
+    fsck_clean(cluster)
+
+
+def test_memexpd_restart_under_two_live_mounts(cluster: Cluster) -> None:
+    a = cluster.mount(A_IP, "a")
+    b = cluster.mount(B_IP, "b")
+    (a.path / "before").write_bytes(b"1")
+    assert (b.path / "before").read_bytes() == b"1"
+    cluster.kill_memexpd()
+    cluster.start_memexpd()
+    (a.path / "after").write_bytes(b"2")  # waits for the reconnect and the grace period
+    assert (b.path / "after").read_bytes() == b"2"
+    (b.path / "before").write_bytes(b"3")
+    assert (a.path / "before").read_bytes() == b"3"
+    a.umount()
+    b.umount()
+    fsck_clean(cluster)
+
+
+def test_first_mount_refused_while_another_slot_is_alive(cluster: Cluster) -> None:
+    stop = threading.Event()
+
+    def live_node() -> None:  # node a, alive and writing its disk heartbeat, unknown to memexpd
+        s = slots.Slot(0, slots.MOUNTED, 42, 0, 0, 200, A_IP)
+        while not stop.is_set():
+            s.counter += 1
+            s.time_ns = time.time_ns()
+            slots.write_slot(cluster.cidev.path, s)
+            stop.wait(0.2)
+
+    t = threading.Thread(target=live_node)
+    t.start()
+    try:
+        mnt = cluster.tmp / "b"
+        mnt.mkdir()
+        res = ogfs_cmd("mount.ogfs", cluster.data, mnt, "-o", f"hostdata={B_IP}")
+        assert res.returncode == 32
+        assert "refusing to mount as first node" in res.stderr and A_IP in res.stderr
+    finally:
+        stop.set()
+        t.join()
+    b = cluster.mount(B_IP, "b")  # the slot stopped moving: a is dead, b may mount
+    b.umount()
+
+
+def test_mount_without_memexpd_fails_in_bounded_time(cluster: Cluster) -> None:
+    cluster.kill_memexpd()
+    mnt = cluster.tmp / "a"
+    mnt.mkdir()
+    t = time.monotonic()
+    res = ogfs_cmd("mount.ogfs", cluster.data, mnt, "-o", f"hostdata={A_IP}")
+    assert res.returncode == 32
+    assert "cannot reach the lock server memexpd at 127.0.0.1" in res.stderr
+    assert time.monotonic() - t < 60

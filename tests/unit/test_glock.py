@@ -1,0 +1,117 @@
+"""The glock cache in isolation, against a scripted lock server (the real memexpd is used by
+tests/ogfs/test_cluster.py).  What it must do: cache grants, never demote a lock in use,
+flush before an exclusive lock leaves, and honour the minimum hold time."""
+
+from __future__ import annotations
+
+import trio
+
+from ogfs.glock import MIN_HOLD, Glocks
+from ogfs.memexp.protocol import EX, INODE, SH, UN
+
+NAME = (INODE, 4242)
+QUIET = 5 * MIN_HOLD  # long enough that a demote would have happened, were it allowed
+STEP = 0.001
+
+
+class Server:
+    def __init__(self) -> None:
+        self.requests: list[tuple[tuple[int, int], int]] = []
+        self.demotes: list[tuple[tuple[int, int], int]] = []
+
+    async def lock(self, name: tuple[int, int], state: int, flags: int) -> int:
+        self.requests.append((name, state))
+        await trio.sleep(0)
+        return state
+
+    async def demote(self, name: tuple[int, int], state: int) -> None:
+        self.demotes.append((name, state))
+
+
+class Hooks:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def after_grant(self, name: tuple[int, int], old: int, new: int) -> None:
+        self.events.append(f"grant {old}->{new}")
+
+    def before_demote(self, name: tuple[int, int], old: int, new: int) -> None:
+        self.events.append(f"demote {old}->{new}")
+
+
+def run(test):  # type: ignore[no-untyped-def]
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            server, hooks = Server(), Hooks()
+            await test(Glocks(server, hooks, nursery, op_timeout=5), server, hooks)
+            nursery.cancel_scope.cancel()
+    trio.run(main)
+
+
+def test_a_grant_is_cached() -> None:
+    async def t(g: Glocks, server: Server, hooks: Hooks) -> None:
+        await g.acquire(NAME, SH)
+        g.release(NAME)
+        await g.acquire(NAME, SH)
+        g.release(NAME)
+        assert server.requests == [(NAME, SH)]
+        await g.acquire(NAME, EX)  # an upgrade goes to the server
+        g.release(NAME)
+        assert server.requests == [(NAME, SH), (NAME, EX)]
+        assert hooks.events == [f"grant {UN}->{SH}", f"grant {SH}->{EX}"]
+    run(t)
+
+
+def test_a_callback_waits_until_the_lock_is_unused() -> None:
+    async def t(g: Glocks, server: Server, hooks: Hooks) -> None:
+        await g.acquire(NAME, EX)
+        g.callback(NAME, EX)
+        await trio.sleep(QUIET)
+        assert server.demotes == []  # still in use
+        g.release(NAME)
+        with trio.fail_after(2):
+            while not server.demotes:
+                await trio.sleep(STEP)
+        assert server.demotes == [(NAME, UN)]
+        assert hooks.events[-1] == f"demote {EX}->{UN}"
+        await g.acquire(NAME, SH)  # asks again: the cache was given away
+        g.release(NAME)
+        assert server.requests[-1] == (NAME, SH)
+    run(t)
+
+
+def test_a_shared_callback_keeps_a_shared_copy() -> None:
+    async def t(g: Glocks, server: Server, hooks: Hooks) -> None:
+        await g.acquire(NAME, EX)
+        g.release(NAME)
+        g.callback(NAME, SH)
+        with trio.fail_after(2):
+            while not server.demotes:
+                await trio.sleep(STEP)
+        assert server.demotes == [(NAME, SH)]
+        n = len(server.requests)
+        await g.acquire(NAME, SH)  # still cached in SH
+        g.release(NAME)
+        assert len(server.requests) == n
+    run(t)
+
+
+def test_new_users_wait_while_a_demote_is_pending() -> None:
+    async def t(g: Glocks, server: Server, hooks: Hooks) -> None:
+        await g.acquire(NAME, EX)
+        g.callback(NAME, EX)
+        got: list[str] = []
+
+        async def late_user() -> None:
+            await g.acquire(NAME, EX)
+            got.append("granted")
+            g.release(NAME)
+
+        async with trio.open_nursery() as n:
+            n.start_soon(late_user)
+            await trio.sleep(QUIET)
+            assert got == []  # it does not barge in ahead of the other node
+            g.release(NAME)
+        assert got == ["granted"] and server.demotes == [(NAME, UN)]
+        assert server.requests.count((NAME, EX)) == 2
+    run(t)
