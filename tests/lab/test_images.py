@@ -16,9 +16,8 @@ import tarfile
 import time
 from collections.abc import Iterator
 
+import docker  # noqa: E402
 import pytest
-
-docker = pytest.importorskip("docker")
 
 from labctl.runtime import images  # noqa: E402
 
@@ -130,7 +129,7 @@ def engine() -> Iterator[docker.DockerClient]:
         client = docker.from_env()
         client.ping()
     except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no Docker engine answers: {exc}")
+        pytest.fail(f"no Docker engine answers (CI starts one: .ci/run): {exc}")
     yield client
     client.close()
 
