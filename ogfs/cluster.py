@@ -90,6 +90,7 @@ async def mount_cluster(device: str, sb: Superblock, hostdata: str | None, lockt
     glocks = Glocks(client, hooks, nursery, op_timeout=2 * cfg.timeout + 10)
     client.on_callback = glocks.callback
     client.held = glocks.held
+    client.on_lost = glocks.lost
     await client.run(nursery)
     reply = await client.mount()
     jid = me.cid

@@ -98,6 +98,7 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
                 fs.dev.crash_after = fs.dev.writes + int(crash)
                 fs.dev.on_crash = lambda: os.kill(os.getpid(), signal.SIGKILL)
             ops = Operations(fs, cache_timeout=cache, locks=locks)
+            state["ops"] = ops
             fuse_opts = {f"fsname={opts.device}", "subtype=ogfs", "allow_other", "default_permissions"}
             if opts.readonly:
                 fuse_opts.add("ro")
@@ -173,6 +174,7 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
             out["first"] = cm.first
             out["epoch"] = cm.client.epoch
             out["glocks"] = cm.glocks.dump()
+            out["inflight"] = [h.describe() for h in state["ops"].inflight]
         out["counters"] = counters
         return out
 

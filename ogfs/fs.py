@@ -35,6 +35,7 @@ from .layout import (
     UNLINKED,
     USED,
     XATTR_SIZE,
+    CorruptBlock,
     Superblock,
     pack_xattrs,
     unpack_dir_block,
@@ -163,12 +164,18 @@ class Filesystem:
         if ino is not None:
             return ino
         try:
-            state = self.alloc.state(addr)
+            rg = self.alloc.rgrp_of(addr)
         except ValueError:
             raise FsError(errno.ENOENT) from None
-        if state not in (DINODE, UNLINKED):
-            raise FsError(errno.ENOENT)
-        ino, _kind, indirect = Inode.unpack(addr, self.dev.read(addr))
+        # The bitmap says whether a dinode lives here, but in a cluster our copy of a resource
+        # group we hold no lock on may be stale: then the dinode block itself must say so.
+        if self.alloc.allowed is None or rg.index in self.alloc.allowed:
+            if self.alloc.state(addr) not in (DINODE, UNLINKED):
+                raise FsError(errno.ENOENT)
+        try:
+            ino, _kind, indirect = Inode.unpack(addr, self.dev.read(addr))
+        except (CorruptBlock, ValueError):
+            raise FsError(errno.ENOENT) from None
         for b in indirect:
             gen, exts = unpack_ext_block(self.dev.read(b))
             ino.ext_blocks.append(b)

@@ -253,7 +253,8 @@ class Walker:
                 for name, (child_addr, dtype) in ents.items():
                     child = self.load(child_addr)
                     if child is None:
-                        self.rep.error(f"directory {d.addr}: entry {name!r} points to a bad inode {child_addr}")
+                        self.rep.error(f"directory {d.addr}: entry {name!r} points to a bad inode "
+                                       f"{child_addr}")
                         bad_names.append((p, name))
                         continue
                     if stat.S_IFMT(child.mode) >> 12 != dtype:

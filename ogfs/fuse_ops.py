@@ -20,6 +20,7 @@ import logging
 import os
 import reprlib
 import stat
+import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -30,7 +31,7 @@ from .fs import Filesystem, FsError
 from .glock import AnyLocks, LockTimeout, NoLocks
 from .inode import Inode
 from .layout import BLOCK
-from .memexp.protocol import EX, INODE, NONDISK, RENAME_LOCK, RGRP, SH, Name
+from .memexp.protocol import EX, INODE, NONDISK, RENAME_LOCK, RGRP, SH, Name, name_str
 
 log = logging.getLogger("ogfs")
 
@@ -62,11 +63,18 @@ class Held:
     def __init__(self, ops: Operations) -> None:
         self.ops, self.locks, self.fs = ops, ops.locks, ops.fs
         self.names: dict[Name, int] = {}
+        self.waiting: tuple[Name, int] | None = None
+        self.what = sys._getframe(2).f_code.co_name  # the handler, for `ogfs_tool counters`
 
     async def take(self, name: Name, state: int) -> None:
         if self.names.get(name) in (EX, state):
             return
-        await self.locks.acquire(name, state)
+        self.waiting = (name, state)
+        self.ops.inflight.add(self)
+        try:
+            await self.locks.acquire(name, state)
+        finally:
+            self.waiting = None
         if name in self.names:
             self.locks.release(name)  # keep one use per lock; the stronger state now covers it
         self.names[name] = state
@@ -99,6 +107,11 @@ class Held:
         for name in self.names:
             self.locks.release(name)
         self.names.clear()
+        self.ops.inflight.discard(self)
+
+    def describe(self) -> dict[str, Any]:
+        return {"op": self.what, "holds": {name_str(n): s for n, s in self.names.items()},
+                "waits": None if self.waiting is None else name_str(self.waiting[0])}
 
     async def __aenter__(self) -> Held:
         return self
@@ -118,6 +131,7 @@ class Operations(pyfuse3.Operations):
         self.timeout = cache_timeout  # 0 in a cluster: another node may change anything
         self.handles: dict[int, tuple[int, bool]] = {}  # fh -> (inode, O_APPEND)
         self.dirhandles: dict[int, list[tuple[bytes, int]]] = {}
+        self.inflight: set[Held] = set()  # operations holding or waiting for glocks
         self._next_fh = 1
 
     def held(self) -> Held:
@@ -331,7 +345,24 @@ class Operations(pyfuse3.Operations):
     @_errors
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        i = await self._new(parent_inode, lambda p: self.fs.create(p, name, mode, ctx.uid, ctx.gid))
+        try:
+            i = await self._new(parent_inode, lambda p: self.fs.create(p, name, mode, ctx.uid, ctx.gid))
+        except FsError as e:
+            # Another node created the name after our lookup said it was not there: without
+            # O_EXCL, open(O_CREAT) opens what is there now, as on a local filesystem.
+            if e.errno != errno.EEXIST or flags & os.O_EXCL:
+                raise
+            parent = self._addr(parent_inode)
+            async with self.held() as h:
+                await h.inode(parent, SH)
+                addr = self.fs.lookup_addr(parent, name)
+                await h.inode(addr, EX if flags & os.O_TRUNC else SH)
+                i = self.fs.inode(addr)
+                if stat.S_ISDIR(i.mode):
+                    raise FsError(errno.EISDIR) from None
+                if flags & os.O_TRUNC:
+                    await h.rgrps(self.fs.rgrps_of(addr))
+                    self.fs.truncate(addr, 0)
         return self._fileinfo(i.addr, flags), self._entry(i)
 
     @_errors

@@ -63,6 +63,7 @@ class Glock:
     users: int = 0
     requesting: int = UN       # a request for this state is on its way
     demote_to: int | None = None
+    early_callback: int | None = None  # a CB that overtook our GRANTED (two connections)
     granted_at: float = 0.0
     changed: trio.Event = field(default_factory=trio.Event)
 
@@ -121,6 +122,9 @@ class Glocks:
         g.granted_at = time.monotonic()
         self.hooks.after_grant(g.name, old, got)
         g.notify()
+        if g.early_callback is not None:
+            need, g.early_callback = g.early_callback, None
+            self.callback(g.name, need)
 
     async def try_acquire(self, name: Name, state: int, flags: int) -> None:
         """Acquire with TRY semantics: TryFailed at once if memexpd cannot grant it now."""
@@ -146,7 +150,15 @@ class Glocks:
         """memexpd says another node wants `name` in state `need`."""
         self.counters["callbacks"] += 1
         g = self.locks.get(name)
-        if g is None or g.state == UN:
+        if g is None:
+            return
+        if g.requesting != UN:
+            # Callbacks come on the callback connection, grants on the lock connection: a
+            # callback about a grant still on its way must wait for that grant, not be lost.
+            g.early_callback = need if g.early_callback in (None, SH) else g.early_callback
+            if g.state == UN:
+                return
+        if g.state == UN:
             return
         target = SH if need == SH and g.state == EX else UN
         if need == SH and g.state == SH:
@@ -174,6 +186,14 @@ class Glocks:
         g.demote_to = None
         g.notify()
 
+    def lost(self, name: Name) -> None:
+        """memexpd refused our reclaim after a restart: what the lock covered is not ours."""
+        g = self.locks.get(name)
+        if g is not None and g.state != UN:
+            self.hooks.before_demote(name, g.state, UN)
+            g.state = UN
+            g.notify()
+
     def drop(self, name: Name) -> None:
         """Give a lock back to memexpd as soon as no local operation uses it."""
         g = self.locks.get(name)
@@ -186,8 +206,9 @@ class Glocks:
         return [(g.name, g.state) for g in self.locks.values() if g.state != UN]
 
     def dump(self) -> list[dict[str, Any]]:
-        return [{"name": name_str(g.name), "state": g.state, "users": g.users,
-                 "demote_to": g.demote_to} for g in self.locks.values() if g.state != UN or g.users]
+        return [{"name": name_str(g.name), "state": g.state, "users": g.users, "demote_to": g.demote_to,
+                 "requesting": g.requesting, "early_callback": g.early_callback}
+                for g in self.locks.values() if g.state != UN or g.users or g.requesting]
 
 
 class NoLocks:

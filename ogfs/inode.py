@@ -90,9 +90,9 @@ class Inode:
         """(physical block or None for a hole, how many blocks the answer holds for)."""
         i = bisect.bisect_right(self.extents, (lblk, 1 << 64, 0)) - 1
         if i >= 0:
-            l, p, n = self.extents[i]
-            if lblk < l + n:
-                return p + (lblk - l), l + n - lblk
+            start, p, n = self.extents[i]
+            if lblk < start + n:
+                return p + (lblk - start), start + n - lblk
         nxt = self.extents[i + 1][0] if i + 1 < len(self.extents) else 1 << 40
         return None, nxt - lblk
 
@@ -101,14 +101,14 @@ class Inode:
         ex = self.extents
         i = bisect.bisect_right(ex, (lblk, 1 << 64, 0))
         if i > 0:
-            l, p, m = ex[i - 1]
-            if l + m == lblk and p + m == pblk:
-                lblk, pblk, n = l, p, m + n
+            start, p, m = ex[i - 1]
+            if start + m == lblk and p + m == pblk:
+                lblk, pblk, n = start, p, m + n
                 i -= 1
                 del ex[i]
         if i < len(ex):
-            l, p, m = ex[i]
-            if lblk + n == l and pblk + n == p:
+            start, p, m = ex[i]
+            if lblk + n == start and pblk + n == p:
                 n += m
                 del ex[i]
         ex.insert(i, (lblk, pblk, n))
@@ -116,14 +116,14 @@ class Inode:
     def cut_extents(self, from_lblk: int) -> list[tuple[int, int]]:
         """Unmap every block at or past `from_lblk`; return the freed physical runs."""
         freed, keep = [], []
-        for l, p, n in self.extents:
-            if l + n <= from_lblk:
-                keep.append((l, p, n))
-            elif l >= from_lblk:
+        for start, p, n in self.extents:
+            if start + n <= from_lblk:
+                keep.append((start, p, n))
+            elif start >= from_lblk:
                 freed.append((p, n))
             else:
-                k = from_lblk - l
-                keep.append((l, p, k))
+                k = from_lblk - start
+                keep.append((start, p, k))
                 freed.append((p + k, n - k))
         self.extents = keep
         return freed

@@ -171,7 +171,7 @@ def replay(dev: Device, region: Journal, jid: int, uuid: bytes) -> int:
             dev.write(blk, img)
         n += 1
     dev.flush()
-    log.write_head(seq + n, 0)
+    log.write_head(seq + n, F_UNMOUNT)  # empty and closed: the owner mounts it afresh
     dev.flush()
     return n
 

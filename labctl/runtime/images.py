@@ -128,28 +128,51 @@ class ImageBuildError(LabctlError):
 
 
 def assets_root() -> Path:
-    """The directory that holds ``images/`` and ``ogfs/``.
+    """The directory that holds ``images/`` (and, in a source checkout, ``ogfs/``).
 
     ``LABCTL_ASSETS`` wins when set. Otherwise the parent of the ``labctl`` package: the repository in
-    a source checkout or an editable install (``pip install -e .``). A plain ``pip install .`` puts
-    ``ogfs/`` beside ``labctl/`` in site-packages but not ``images/``; see docs/images.md.
+    a source checkout or an editable install (``pip install -e .``). Otherwise, for a plain
+    ``pip install .``, ``<prefix>/share/labctl`` where pyproject's data-files put ``images/``; the
+    node image then takes ``ogfs/`` from the installed ``ogfs`` package (``ogfs_source``).
     """
     import labctl
+    from labctl.topology.load import installed_data_dir
 
     candidates: list[Path] = []
     env = os.environ.get("LABCTL_ASSETS")
     if env:
         candidates.append(Path(env).expanduser())
     candidates.append(Path(labctl.__file__).resolve().parent.parent)
+    data = installed_data_dir()
+    if data is not None:
+        candidates.append(data)
     for root in candidates:
-        if (root / "images" / "node" / "Dockerfile").is_file() and (root / "ogfs" / "__init__.py").is_file():
+        if (root / "images" / "node" / "Dockerfile").is_file() and ogfs_source(root) is not None:
             return root
     raise LabctlError(
         "cannot find the image sources (images/node/Dockerfile and ogfs/) in "
         + ", ".join(str(c) for c in candidates)
-        + ": run labctl from a source checkout or an editable install (pip install -e .), "
+        + ": reinstall labctl (pip install .), run it from a source checkout, "
         "or point LABCTL_ASSETS at the repository"
     )
+
+
+def ogfs_source(root: Path) -> Path | None:
+    """The ``ogfs`` package the node image gets: ``<root>/ogfs`` (a source checkout), else the
+    installed package (located, never imported: labctl does not import ogfs)."""
+    local = root / "ogfs"
+    if (local / "__init__.py").is_file():
+        return local
+    import importlib.util
+
+    spec = importlib.util.find_spec("ogfs")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        path = Path(location)
+        if (path / "__init__.py").is_file():
+            return path
+    return None
 
 
 def _ignored(rel: Path) -> bool:
@@ -202,7 +225,7 @@ def _entries(kind: ImageKind, root: Path) -> list[_Entry]:
     if rootfs.is_dir():
         out += [_Entry("rootfs/" + p.relative_to(rootfs).as_posix(), p) for p in _walk(rootfs)]
     if kind == "node":
-        ogfs = root / "ogfs"
+        ogfs = ogfs_source(root) or root / "ogfs"
         out += [_Entry("ogfs/" + p.relative_to(ogfs).as_posix(), p) for p in _walk(ogfs)]
     return out
 

@@ -115,7 +115,9 @@ def topology_dirs() -> list[Path]:
 
     ``$LABCTL_TOPOLOGIES`` (a path list) first; then ``<package>/../topologies`` (a source checkout or an
     editable install); then ``<package>/data/topologies`` (package data, if a release ships them inside
-    the package); then ``<prefix>/share/labctl/topologies`` (data files of an installed wheel).
+    the package); then ``<prefix>/share/labctl/topologies`` (data files of an installed wheel), and the
+    same directory wherever the installer put the wheel's data files (``pip install --user``: found
+    through the distribution's file list, ``installed_data_dir``).
     """
     dirs: list[Path] = []
     env = os.environ.get("LABCTL_TOPOLOGIES", "")
@@ -124,13 +126,36 @@ def topology_dirs() -> list[Path]:
     dirs.append(package.parent / "topologies")
     dirs.append(package / "data" / "topologies")
     dirs.append(Path(sys.prefix) / "share" / "labctl" / "topologies")
+    data = installed_data_dir()
+    if data is not None and data / "topologies" not in dirs:
+        dirs.append(data / "topologies")
     return dirs
+
+
+def installed_data_dir() -> Path | None:
+    """``<data>/share/labctl`` of an installed (non-editable) labctl: where pyproject's data-files
+    (``images/``, ``topologies/``) went, read from the distribution's file list. None otherwise."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution("labctl")
+    except PackageNotFoundError:
+        return None
+    for entry in dist.files or ():
+        parts = entry.parts
+        for i in range(len(parts) - 1):
+            if parts[i] == "share" and parts[i + 1] == "labctl":
+                located = Path(str(dist.locate_file(entry))).resolve()
+                depth = len(parts) - (i + 2)
+                return located.parents[depth - 1] if depth > 0 else located
+    return None
 
 
 def topologies_dir() -> Path:
     """The first existing directory of ``topology_dirs()`` (the source checkout's if none exists)."""
     dirs = topology_dirs()
-    return next((d for d in dirs if d.is_dir()), dirs[-3])
+    checkout = Path(__file__).resolve().parent.parent.parent / "topologies"
+    return next((d for d in dirs if d.is_dir()), checkout)
 
 
 def available_topologies() -> dict[str, Path]:

@@ -4,6 +4,11 @@
     ogfs_tool journals DEVICE|MOUNTPOINT  each journal: clean or dirty, transactions to replay
     ogfs_tool getsb DEVICE|MOUNTPOINT     the superblock
     ogfs_tool counters MOUNTPOINT         the daemon's counters (commits, checkpoints, ...)
+    ogfs_tool lockdump [MOUNTPOINT|DEVICE]  memexpd's lock storage: holders, waiters, frozen locks
+    ogfs_tool nodes [MOUNTPOINT|DEVICE]     memexpd's view of the nodes: live, expired, STOMITH, ...
+    ogfs_tool stomith-ack NODE            tell memexpd that NODE (its IP or CID) has been reset
+The last three find memexpd through the cidev: -d CIDEV, or -c CONFIG (its cidev: key; default
+/etc/ogfscf.cf), or the lock table of the ogfs filesystem named.
 Add --json for a machine-readable answer.
 """
 
@@ -16,9 +21,12 @@ import socket
 import sys
 from typing import Any
 
-from .. import journal, mountopts
+from .. import cidev, config, journal, mountopts
 from ..blockdev import Device
 from ..layout import BLOCK, SB_BLOCK, Superblock, unpack_rgrp, unpack_rindex
+from ..memexp import protocol
+
+DEFAULT_CONFIG = "/etc/ogfscf.cf"
 
 
 class ToolError(Exception):
@@ -134,16 +142,142 @@ def print_df(d: dict[str, Any]) -> None:
           f"  inodes         {d['inodes']}")
 
 
+# -- memexpd: lockdump, nodes, stomith-ack ---------------------------------------------------------
+
+def cluster_config(config_path: str | None, cidev_path: str | None,
+                   target: str | None) -> config.ClusterConfig:
+    """The cluster config on the cidev: -d, else the lock table of the filesystem named, else the
+    cidev: of the config file (-c, default /etc/ogfscf.cf)."""
+    if cidev_path is None and target is not None:
+        devpath, _ = device_of(target)
+        dev = Device(devpath, readonly=True)
+        try:
+            sb = read_sb(dev)
+        finally:
+            dev.close()
+        if sb.lockproto != "memexp":
+            raise ToolError(f"{target}: lock protocol {sb.lockproto}: there is no lock server")
+        cidev_path = sb.locktable
+    if cidev_path is None:
+        path = config_path or DEFAULT_CONFIG
+        try:
+            with open(path) as f:
+                cidev_path = config.parse(f.read(), source=path).cidev
+        except OSError as e:
+            raise ToolError(f"{path}: {e.strerror} (name the cidev with -d)") from None
+        except config.ConfigError as e:
+            raise ToolError(str(e)) from None
+    try:
+        return cidev.read_config(cidev_path)
+    except cidev.CidevError as e:
+        raise ToolError(str(e)) from None
+
+
+def ask_memexpd(cfg: config.ClusterConfig, op: str, **fields: Any) -> dict[str, Any]:
+    """One request to memexpd on lockdev (no HELLO: STATUS and STOMITH_ACK need none)."""
+    try:
+        with socket.create_connection((cfg.lockdev_ip, cfg.lockdev_port), timeout=10) as s:
+            protocol.send(s, op, **fields)
+            reply = protocol.recv(s)
+    except (OSError, ConnectionError) as e:
+        why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise ToolError(f"memexpd at {cfg.lockdev} does not answer ({why}): is the memexpd resource "
+                        "running on the cluster IP?") from None
+    except protocol.ProtocolError as e:
+        raise ToolError(f"memexpd at {cfg.lockdev}: {e}") from None
+    if reply.get("op") == "ERROR":
+        raise ToolError(f"memexpd: {reply.get('reason')}")
+    reply.pop("v", None)
+    return reply
+
+
+def memexpd_status(cfg: config.ClusterConfig) -> dict[str, Any]:
+    st = ask_memexpd(cfg, "STATUS")
+    st.pop("op", None)
+    return st
+
+
+def stomith_ack(cfg: config.ClusterConfig, who: str) -> dict[str, Any]:
+    node = cfg.node_by_ip(who) or (cfg.node_by_cid(int(who)) if who.isdigit() else None)
+    if node is None:
+        known = ", ".join(f"{n.ip} (cid {n.cid})" for n in cfg.nodes)
+        raise ToolError(f"{who} is not a node of the cidev (nodes: {known})")
+    reply = ask_memexpd(cfg, "STOMITH_ACK", node=node.ip)
+    return {"node": node.ip, "cid": node.cid, "acked": reply.get("op") == "ACKED"}
+
+
+def _header(st: dict[str, Any]) -> str:
+    grace = f"grace period: {st['grace_left']:g} s left" if st.get("grace") else "grace period over"
+    return f"memexpd {st['lockdev']}  epoch {st['epoch']}  timeout {st['timeout']} s  {grace}"
+
+
+def print_nodes(st: dict[str, Any]) -> None:
+    print(_header(st))
+    print(f"  {'CID':<4}{'IP':<17}{'State':<18}{'Mounted':<9}{'Silent':<9}{'STOMITH':<10}Note")
+    for n in st["nodes"]:
+        silent = f"{n['silent']:.1f} s" if n.get("silent") is not None else "-"
+        note = []
+        if st.get("first_mounter") == n["cid"]:
+            note.append("first mounter, recovering journals")
+        if n["cid"] in st.get("mount_queue", []):
+            note.append("waits to mount")
+        if n["journal"] == "stomith_wait":
+            note.append(f"reset it, then: ogfs_tool stomith-ack {n['ip']}")
+        elif n["journal"] == "recovering":
+            rec = next((m["ip"] for m in st["nodes"] if m["cid"] == n["recoverer"]), n["recoverer"])
+            note.append(f"journal {n['jid']} being recovered by {rec}")
+        elif n["journal"] == "recovery_pending":
+            note.append(f"journal {n['jid']} waits for the next mounter")
+        if n["state"] == "live" and not n.get("connected"):
+            note.append("lock connection down")
+        print(f"  {n['cid']:<4}{n['ip']:<17}{n['state']:<18}{'yes' if n['mounted'] else 'no':<9}"
+              f"{silent:<9}{n['stomith']:<10}{'; '.join(note)}")
+
+
+def print_lockdump(st: dict[str, Any]) -> None:
+    print(_header(st))
+    print(f"  {len(st['locks'])} lock(s) in storage")
+    for lock in st["locks"]:
+        print(f"Lock {lock['lock']}  ({lock['name'][0]}, {lock['name'][1]})")
+        for h in lock["holders"]:
+            noexp = "  NOEXP" if h["noexp"] else ""
+            print(f"  Holder  node {h['ip']} (cid {h['cid']})  {h['state']}{noexp}")
+        for f in lock["frozen"]:
+            print(f"  Frozen  node {f['ip']} (cid {f['cid']})  {f['state']}  "
+                  f"(expired: until journal {f['cid']} is recovered)")
+        for w in lock["waiters"]:
+            print(f"  Waiter  node {w['ip']} (cid {w['cid']})  {w['state']}  id {w['id']}  "
+                  f"flags {w['flags']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ogfs_tool", formatter_class=argparse.RawDescriptionHelpFormatter,
                                  description=__doc__.split("\n", 2)[2] if __doc__ else None)
-    ap.add_argument("action", choices=["df", "journals", "getsb", "counters"])
-    ap.add_argument("target", help="mount point or device")
+    ap.add_argument("action", choices=["df", "journals", "getsb", "counters", "lockdump", "nodes",
+                                       "stomith-ack"])
+    ap.add_argument("target", nargs="?", help="mount point or device (stomith-ack: the node's IP or CID)")
     ap.add_argument("--json", action="store_true", help="print JSON")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("-c", dest="config", metavar="CONFIG",
+                     help=f"lockdump/nodes/stomith-ack: cluster config file (default {DEFAULT_CONFIG})")
+    src.add_argument("-d", dest="cidev", metavar="CIDEV", help="lockdump/nodes/stomith-ack: the cidev")
     a = ap.parse_args(argv)
+    if a.target is None and a.action not in ("lockdump", "nodes"):
+        ap.error(f"{a.action} needs " + ("the node's IP or CID" if a.action == "stomith-ack"
+                                         else "a mount point or device"))
     try:
-        if a.action == "df":
-            res: Any = df(a.target)
+        if a.action in ("lockdump", "nodes"):
+            st = memexpd_status(cluster_config(a.config, a.cidev, a.target))
+            res: Any = st if a.action == "lockdump" else st["nodes"]
+            if not a.json:
+                (print_lockdump if a.action == "lockdump" else print_nodes)(st)
+        elif a.action == "stomith-ack":
+            res = stomith_ack(cluster_config(a.config, a.cidev, None), a.target)
+            if not a.json:
+                print(f"memexpd: STOMITH of node {res['node']} (cid {res['cid']}) acknowledged; "
+                      "its journal goes to recovery")
+        elif a.action == "df":
+            res = df(a.target)
             if not a.json:
                 print_df(res)
         elif a.action == "journals":

@@ -21,9 +21,12 @@ import trio
 
 from ..glock import TryFailed
 from .aio import Channel
-from .protocol import ProtocolError, Name, name_str
+from .protocol import Name, ProtocolError, name_str
 
 log = logging.getLogger("ogfs")
+# What a lost or refused connection raises, through trio's streams or our framing.
+NET_ERRORS = (OSError, ConnectionError, ProtocolError, trio.BrokenResourceError,
+              trio.ClosedResourceError)
 
 
 class MemexpError(Exception):
@@ -46,6 +49,7 @@ class LockClient:
         self._connected = trio.Event()
         self.on_callback: Callable[[Name, int], None] = lambda name, need: None
         self.on_recover: Callable[[int], Awaitable[None]] | None = None
+        self.on_lost: Callable[[Name], None] = lambda name: None
         self.held: Callable[[], list[tuple[Name, int]]] = list
         self.counters = {"reconnects": 0, "heartbeats": 0}
 
@@ -62,6 +66,9 @@ class LockClient:
             await chan.aclose()
             raise MemexpError(f"memexpd refused the login: {msg.get('reason', msg)}")
         self.epoch = msg.get("epoch")
+        for name in msg.get("refused", []):
+            log.error("memexpd refused our reclaim of %s: another node holds it", name)
+            self.on_lost(tuple(name[:2]))  # type: ignore[arg-type]
         return chan
 
     async def connect(self, deadline: float) -> None:
@@ -72,7 +79,7 @@ class LockClient:
                 self.chan = await self._open()
                 self._connected.set()
                 return
-            except (OSError, ConnectionError, ProtocolError, MemexpError) as e:
+            except (*NET_ERRORS, MemexpError) as e:
                 last = e
                 await trio.sleep(0.2)
         host, port = self.lockdev
@@ -93,7 +100,7 @@ class LockClient:
             try:
                 while True:
                     self._dispatch(await chan.recv())
-            except (OSError, ConnectionError, ProtocolError, trio.BrokenResourceError) as e:
+            except NET_ERRORS as e:
                 log.warning("lost the lock server memexpd at %s:%d (%s); reconnecting",
                             *self.lockdev, e)
             self._connected = trio.Event()
@@ -105,7 +112,7 @@ class LockClient:
             try:
                 self.chan = await self._open()
                 break
-            except (OSError, ConnectionError, ProtocolError, MemexpError):
+            except (*NET_ERRORS, MemexpError):
                 await trio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self.counters["reconnects"] += 1
@@ -144,7 +151,7 @@ class LockClient:
                 assert self.chan is not None
                 await self.chan.send("HB", seq=seq)
                 self.counters["heartbeats"] += 1
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            except NET_ERRORS:
                 pass  # the receiver notices and reconnects
 
     async def _callback_server(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -165,7 +172,7 @@ class LockClient:
                 elif msg["op"] == "RECOVER" and self.on_recover is not None:
                     log.info("memexpd asks this node to recover journal %d", msg["jid"])
                     await self.on_recover(msg["jid"])
-        except (ConnectionError, ProtocolError, trio.BrokenResourceError):
+        except NET_ERRORS:
             return
 
     # -- requests -------------------------------------------------------------------------------
@@ -176,7 +183,7 @@ class LockClient:
         await self._connected.wait()
         try:
             await self._send_raw(msg)
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+        except NET_ERRORS:
             pass  # resent after the reconnect
         await event.wait()
         return box[0]

@@ -57,7 +57,7 @@ class Cluster:
         log = open(self.tmp / "memexpd.log", "ab")
         self.memexpd = subprocess.Popen(
             [NODE_PYTHON, str(SBIN / "memexpd"), "-d", self.cidev.path, "-f",
-             "--pidfile", str(self.tmp / "memexpd.pid"), "--log", str(self.tmp / "memexpd.log")],
+             "--pidfile", str(self.tmp / "memexpd.pid"), "--log", str(self.tmp / "memexpd.log"), "--debug"],
             env=NODE_ENV, stdout=log, stderr=log)
         wait_for(lambda: self._answers(), 15, "memexpd to listen")
 
@@ -215,7 +215,10 @@ def test_a_dead_node_is_expired_stomithed_and_recovered_by_the_survivor(cluster:
             f.flush()
             os.fsync(f.fileno())
     expect = {f"keep{i}": (a.path / f"keep{i}").read_bytes() for i in range(30)}
-    (a.path / "busy").write_bytes(b"held by a")  # a holds this inode's lock EX
+    with open(a.path / "busy", "wb") as f:  # a holds this inode's lock (and the root's) EX
+        f.write(b"held by a")
+        f.flush()
+        os.fsync(f.fileno())
     pid = int(Path(f"/run/ogfs/{str(a.path).strip('/').replace('/', '-')}.pid").read_text())
     os.kill(pid, signal.SIGKILL)
     a.force_detach()
@@ -247,6 +250,7 @@ def test_seed_failover_in_miniature(cluster: Cluster) -> None:
     for i in range(40):
         with open(a.path / f"f{i}", "wb") as f:
             f.write(b"%d" % i * 1000)
+            f.flush()
             os.fsync(f.fileno())
     pid = int(Path(f"/run/ogfs/{str(a.path).strip('/').replace('/', '-')}.pid").read_text())
     os.kill(pid, signal.SIGKILL)

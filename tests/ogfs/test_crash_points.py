@@ -17,13 +17,12 @@ import stat
 from pathlib import Path
 
 import pytest
+from workload import Tree, Workload, matching_snapshot
 
 from ogfs import fsck
 from ogfs.blockdev import Crashed
 from ogfs.fs import Filesystem, Options
 from ogfs.mkfs import mkfs
-
-from workload import Tree, Workload, matching_snapshot
 
 pytestmark = pytest.mark.slow
 

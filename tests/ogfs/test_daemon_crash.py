@@ -107,7 +107,7 @@ def test_sigkill_at_random_writes(loopdev: LoopDevice, tmp_path: Path) -> None:
     total = json.loads(ogfs_cmd("ogfs_tool", "counters", mnt, "--json", check=True).stdout)["device_writes"]
     m.umount()
     killed = 0
-    for k in range(KILLS):
+    for _ in range(KILLS):
         ogfs_cmd("mkfs.ogfs", "-p", "nolock", "-j", "1", "-J", "4", "-O", "-q", loopdev, check=True)
         n = rng.randrange(1, total)
         m.mount(env={"OGFS_CRASH_AFTER_WRITES": str(n)})

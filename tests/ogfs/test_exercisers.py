@@ -19,7 +19,8 @@ def test_fio_verify_crc32c(mounted: Mount) -> None:
     res = subprocess.run(
         ["fio", "--name=verify", f"--directory={mounted.path}", "--rw=randwrite", "--bs=4k",
          "--size=48m", "--verify=crc32c", "--verify_fatal=1", "--do_verify=1", "--ioengine=psync",
-         "--numjobs=2", "--group_reporting", "--verify_state_save=0"], capture_output=True, text=True, timeout=600)
+         "--numjobs=2", "--group_reporting", "--verify_state_save=0"],
+        capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "err= 0" in res.stdout, res.stdout
     mounted.umount()

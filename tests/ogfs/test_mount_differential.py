@@ -134,7 +134,8 @@ def random_ops(rng: random.Random, n: int) -> list[tuple]:
             ops.append((k, x, rng.randrange(1 << 40) * 1000))
         elif k in ("setxattr", "getxattr", "removexattr"):
             name = rng.choice(["user.DOSATTRIB", "user.a", "user.b"])
-            ops.append((k, x, name, rng.randbytes(rng.randrange(0, 100))) if k == "setxattr" else (k, x, name))
+            value = rng.randbytes(rng.randrange(0, 100))
+            ops.append((k, x, name, value) if k == "setxattr" else (k, x, name))
         else:
             ops.append((k, x))
     return ops

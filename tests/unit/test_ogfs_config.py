@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import struct
-import sys
 import textwrap
 import zlib
 from dataclasses import replace

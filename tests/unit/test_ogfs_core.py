@@ -158,7 +158,7 @@ def test_journal_commit_and_replay(image: Path) -> None:
     assert journal.replay(dev, region, 1, sb.uuid) == 2
     for blk, img in images:
         assert dev.read(blk) == img
-    assert journal.journal_state(dev, region, 1, sb.uuid) == ("dirty", 0)
+    assert journal.journal_state(dev, region, 1, sb.uuid) == ("clean", 0)
     assert journal.replay(dev, region, 1, sb.uuid) == 0  # replay leaves it empty
     dev.close()
 

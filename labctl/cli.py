@@ -1,0 +1,558 @@
+"""The ``labctl`` command: one small function per verb (parse, call one layer, print, exit code).
+
+Exit codes: 0 done; 1 something failed (the engine, an image build, a lab that did not come up);
+2 bad input (a topology, a name, an option: nothing was created); 3 the lab is not in a state that
+allows it (already up, not up, node already down); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from labctl.errors import LabctlError
+
+OUT = Console(highlight=False, soft_wrap=True)
+ERR = Console(stderr=True, highlight=False, soft_wrap=True)
+
+SESSION = r"""
+a session (the 2003 recipe: fred and barney share \\fscluster\ogfs):
+  labctl up two-node            build the images if missing, boot the lab, wait until the share serves
+  labctl status                 nodes, heartbeat links both ways, who holds each resource, the share
+  labctl exec client -- smbclient //fscluster/ogfs -N -c 'put /etc/os-release hello.txt'
+  labctl fail fred              power cut: barney takes everything over after heartbeat's deadtime
+  labctl status                 barney holds every resource; the share serves again
+  labctl recover fred           power back: fred boots, rejoins and (auto_failback on) takes it back
+  labctl down                   remove everything the lab created
+
+topologies: `two-node` (the seed) and `trio` ship with labctl; a path to a .yaml file works too
+(format: docs/topology.md). Exit codes: 0 ok, 1 failure, 2 bad input (nothing created),
+3 wrong lab state (already up, not up, ...), 130 interrupted.
+"""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _load(ref: str, profile: str | None) -> Any:
+    from labctl.topology import load_topology
+
+    try:
+        return load_topology(ref, profile)
+    except KeyError:
+        raise _bad(f"--profile {profile!r}: the topology has no such profile") from None
+
+
+def _bad(message: str) -> LabctlError:
+    from labctl.runtime.lab import UsageError
+
+    return UsageError(message)
+
+
+class _BuildView:
+    """Image build progress: a spinner with the current step, a line per finished image."""
+
+    def __init__(self, status: Any) -> None:
+        self.status = status
+
+    def __call__(self, kind: str, line: str) -> None:
+        if line.startswith(("building ", "built ")):
+            ERR.print(f"[cyan]image[/] {escape(line)}")
+        elif line.startswith("Step ") or line.startswith("$ mmdebstrap") or "importing" in line:
+            self.status.update(f"building the {kind} image: {escape(line[:100])}")
+
+
+def _progress(status: Any) -> Any:
+    from labctl.runtime.lab import Progress
+
+    return Progress(
+        build=_BuildView(status),
+        step=lambda text: ERR.print(f"[green]•[/] {escape(text)}"),
+        wait=lambda text: status.update(escape(text[:160])),
+    )
+
+
+# --------------------------------------------------------------------------- verbs
+
+
+def cmd_up(a: argparse.Namespace) -> int:
+    from labctl.runtime import lab as runtime
+
+    topology = _load(a.topology, a.profile)
+    name = a.lab or topology.name
+    started = time.monotonic()
+    with ERR.status(f"lab {name}: checking the engine and the images") as status:
+        result = runtime.up(
+            topology,
+            lab=a.lab,
+            lockproto=a.lockproto,
+            no_cache=a.no_cache,
+            keep_on_failure=a.keep_on_failure,
+            serve_timeout=a.timeout,
+            progress=_progress(status),
+        )
+    total = time.monotonic() - started
+    if a.json:
+        _emit_json(
+            {
+                "lab": result.lab,
+                "topology": a.topology,
+                "profile": topology.heartbeat.name,
+                "images": result.images,
+                "seconds": {"total": round(total, 1), "images": round(result.seconds_images, 1),
+                            "serving_after_boot": round(result.seconds_serving, 1)},
+                "share": {"unc": result.share.unc, "serving": result.share.serving},
+            }
+        )
+        return 0
+    OUT.print(
+        f"[bold green]lab {result.lab} is up[/] in {total:.0f} s ({result.seconds_images:.0f} s images, "
+        f"{result.seconds_serving:.0f} s boot until the share served): "
+        f"{escape(result.share.unc)} serves from {topology.preferred_node.name}."
+    )
+    from labctl.runtime.lab import Lab
+
+    alone = result.lab == topology.name and Lab.names() == [result.lab]
+    flag = "" if alone else f" --lab {result.lab}"
+    first = topology.preferred_node.name
+    OUT.print(f"next: labctl status{flag} · labctl fail {first}{flag} · labctl down{flag}")
+    return 0
+
+
+def _colour(value: str, good: Sequence[str] = ("up", "running", "active"), bad: Sequence[str] = ()) -> str:
+    if value in good:
+        return f"[green]{escape(value)}[/]"
+    if value in bad or value in ("dead", "down", "stopped", "exited", "missing", "absent"):
+        return f"[red]{escape(value)}[/]"
+    return f"[yellow]{escape(value)}[/]"
+
+
+def print_status(st: Any) -> None:
+    OUT.print(
+        f"[bold]lab {st.lab}[/] ({escape(st.topology)}, profile {st.profile}, "
+        f"lock protocol {st.lockproto}) · "
+        f"cluster {st.cluster['name']} {st.cluster['ip']} · probed in {st.took:.1f} s"
+    )
+    nodes = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("node", "address", "container", "heartbeat", "links to peers", "holds"):
+        nodes.add_column(col, no_wrap=col in ("node", "address"))
+    for n in st.nodes:
+        state = _colour(n.state)
+        if n.how_down:
+            state += f"\n[dim]{escape(n.how_down)}[/]"
+        links = "\n".join(f"{lk.peer} {lk.medium} {_colour(lk.status)}" for lk in n.links) or "-"
+        hb = _colour(n.heartbeat) + (f"\n[dim]rsc {escape(n.rscstatus)}[/]" if n.rscstatus else "")
+        if n.error:
+            hb += f"\n[red]{escape(n.error[:80])}[/]"
+        holds = "\n".join(escape(h) for h in n.holds) or "-"
+        nodes.add_row(n.name, n.ip, state, hb, links, holds)
+    OUT.print(nodes)
+    res = Table(box=None, pad_edge=False, header_style="bold")
+    res.add_column("resource")
+    res.add_column("holder(s)")
+    for r in st.resources:
+        if len(r.holders) > 1:
+            who = f"[bold red]{', '.join(r.holders)} (split brain!)[/]"
+        elif not r.holders:
+            who = "[yellow]nobody[/]"
+        else:
+            who = f"[green]{r.holders[0]}[/]"
+        res.add_row(escape(r.name), who)
+    OUT.print(res)
+    if st.share is not None:
+        mark = "[green]serving[/]" if st.share.serving else "[red]not serving[/]"
+        detail = escape(st.share.detail)
+        OUT.print(f"share {escape(st.share.unc)} (from {st.client.name}): {mark} [dim]{detail}[/]")
+    if st.split_brain:
+        verdict = "[bold red]SPLIT BRAIN[/]: a resource has two holders"
+    elif st.whole:
+        pending = "" if st.settled else " [yellow](a resource transition is under way)[/]"
+        verdict = "[green]whole[/]" + pending
+    else:
+        verdict = "[yellow]degraded[/]"
+    OUT.print(f"cluster: {verdict}" + (" [dim](share not checked)[/]" if st.share is None else ""))
+
+
+def cmd_status(a: argparse.Namespace) -> int:
+    from labctl.observe import collect
+    from labctl.runtime.lab import Lab
+
+    lab = Lab.find(a.lab)
+    st = collect(lab, share=not a.no_share)
+    if a.json:
+        _emit_json(st.as_dict())
+    else:
+        print_status(st)
+    return 0
+
+
+def _fault(kind: str) -> Callable[[argparse.Namespace], int]:
+    def run(a: argparse.Namespace) -> int:
+        from labctl import faults
+        from labctl.observe import wait_until
+        from labctl.runtime.lab import Lab
+
+        lab = Lab.find(a.lab, a.node)
+        timeout = getattr(a, "stop_timeout", None)
+        fault = faults.apply(lab, kind, a.node, timeout)
+        report: dict[str, Any] = {"fault": fault.as_dict(), "lab": lab.name}
+        if not a.json:
+            OUT.print(f"[bold]{kind} {a.node}[/]: {escape(fault.detail)} ({fault.took:.1f} s)")
+        wait = getattr(a, "wait", False) or (kind == "recover" and not a.no_wait)
+        if wait:
+            survivors = [n for n in lab.node_names if n != a.node]
+            if kind == "recover":
+                def cond(s: Any) -> bool:
+                    return bool(s.settled)
+
+                what = "the cluster to be whole again"
+            else:
+                def cond(s: Any) -> bool:
+                    return len(survivors) == 1 and s.served_by(survivors[0])
+
+                what = f"{', '.join(survivors)} to hold every resource and serve the share"
+            with ERR.status(f"waiting for {what}") as status:
+                ok, st = wait_until(lab, cond, a.timeout,
+                                    on_poll=lambda s: status.update(f"waiting for {what}: {_brief(s)}"))
+            report["waited"] = {"for": what, "ok": ok, "seconds": round(time.time() - fault.since, 1),
+                                "status": st.as_dict()}
+            if not a.json:
+                if ok:
+                    OUT.print(f"{what}: [green]done[/] {time.time() - fault.since:.1f} s after the {kind}")
+                else:
+                    print_status(st)
+            if not ok:
+                if a.json:
+                    _emit_json(report)
+                raise LabctlError(f"{what}: not within {a.timeout:.0f} s")
+        if a.json:
+            _emit_json(report)
+        return 0
+
+    return run
+
+
+def _brief(s: Any) -> str:
+    nodes = ", ".join(f"{n.name} {n.state}/{n.heartbeat}" for n in s.nodes)
+    res = ", ".join(f"{r.kind}:{'+'.join(r.holders) or '-'}" for r in s.resources)
+    share = "serving" if s.share and s.share.serving else "not serving"
+    return f"{nodes}; {res}; share {share}"
+
+
+def cmd_logs(a: argparse.Namespace) -> int:
+    from labctl.observe import log_paths
+    from labctl.runtime.lab import Lab
+
+    lab = Lab.find(a.lab, a.host)
+    role = lab.role_of(a.host)
+    if a.what and role != "node":
+        raise _bad(f"--what applies to nodes; {a.host} is the client (without --what: its output)")
+    if a.what:
+        chunks = lab.file_logs(a.host, log_paths(lab.topology, a.host, a.what, a.follow), a.follow, a.tail)
+    else:
+        chunks = lab.docker_logs(a.host, a.follow, a.tail)
+    out = sys.stdout.buffer
+    try:
+        for chunk in chunks:
+            out.write(chunk)
+            out.flush()
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+def cmd_exec(a: argparse.Namespace) -> int:
+    from labctl.runtime.lab import Lab
+
+    argv = list(a.cmd)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise _bad("exec: no command given (labctl exec HOST -- CMD ARGS...)")
+    lab = Lab.find(a.lab, a.host)
+    lab.role_of(a.host)
+    return lab.run_attached(a.host, argv, tty=a.tty, interactive=a.interactive)
+
+
+def cmd_shell(a: argparse.Namespace) -> int:
+    from labctl.runtime.lab import Lab
+
+    lab = Lab.find(a.lab, a.host)
+    lab.role_of(a.host)
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    return lab.run_attached(a.host, ["bash", "-l"] if tty else ["sh"], tty=tty, interactive=True)
+
+
+def cmd_render(a: argparse.Namespace) -> int:
+    from labctl.render import render_lab, write_lab
+
+    topology = _load(a.topology, a.profile)
+    out = Path(a.out)
+    written = write_lab(render_lab(topology), out)
+    if a.json:
+        _emit_json({"topology": a.topology, "out": str(out), "files": [str(p) for p in written]})
+        return 0
+    for path in written:
+        OUT.print(str(path))
+    OUT.print(f"[dim]{len(written)} files for {len(topology.nodes)} nodes and the client of "
+              f"{topology.name} (profile {topology.heartbeat.name}); authkeys has a fresh secret[/]")
+    return 0
+
+
+def cmd_build(a: argparse.Namespace) -> int:
+    from labctl.runtime import engine, images
+
+    client = engine.connect()
+    with ERR.status("checking the images") as status:
+        tags = images.ensure_images(client, _BuildView(status), a.no_cache)
+    if a.json:
+        _emit_json(tags)
+    else:
+        for kind, tag in tags.items():
+            OUT.print(f"{kind:6} {tag}")
+    return 0
+
+
+def cmd_down(a: argparse.Namespace) -> int:
+    from labctl.runtime import lab as runtime
+
+    name = a.lab
+    if name is None:
+        names = runtime.Lab.names()
+        if not names:
+            if a.json:
+                _emit_json({"lab": None, "removed": {}})
+            else:
+                OUT.print("no lab on this engine: nothing to remove")
+            return 0
+        if len(names) > 1:
+            raise _bad(f"several labs exist ({', '.join(names)}): say which with --lab NAME")
+        name = names[0]
+    with ERR.status(f"removing lab {name}") as status:
+        progress = _progress(status)
+        progress.step = (lambda text: None) if a.json else progress.step
+        result = runtime.down(name, progress)
+    if a.json:
+        _emit_json({"lab": name, "removed": {"containers": result.containers, "networks": result.networks,
+                                             "volumes": result.volumes, "loop_devices": result.loops}})
+    elif result.nothing:
+        OUT.print(f"lab {name}: nothing to remove")
+    else:
+        OUT.print(f"[bold]lab {name} removed[/]: {len(result.containers)} containers, {len(result.networks)} "
+                  f"network(s), {len(result.volumes)} volumes, {len(result.loops)} loop devices")
+    return 0
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("labctl")
+    except PackageNotFoundError:
+        return "(source checkout)"
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30, width=100)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from labctl.observe import LOG_SOURCES
+    from labctl.runtime.lab import LOCKPROTOS
+
+    p = argparse.ArgumentParser(
+        prog="labctl",
+        formatter_class=_Formatter,
+        description="A Docker lab of the 2003 OpenGFS failover recipe: two nodes watched by Linux-HA "
+        "heartbeat over a LAN and a serial cable, one resource group (cluster IP, lock server, "
+        "OpenGFS mount, Samba) that moves to the survivor when a node dies.",
+        epilog=SESSION,
+    )
+    p.add_argument("--version", action="version", version=f"labctl {_version()}")
+    sub = p.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+
+    def verb(name: str, help_: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=description, epilog=epilog,
+                              formatter_class=_Formatter)
+
+    def lab_opt(q: argparse.ArgumentParser, default: str) -> None:
+        q.add_argument("--lab", metavar="NAME", help=f"the lab's name (default: {default})")
+
+    def json_opt(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+
+    q = verb(
+        "up",
+        "build missing images, boot a lab, return when the share serves",
+        "Create a lab from a topology and boot it: the images (built when missing, progress shown), an "
+        "internal LAN, the shared disk (a sparse file in a volume, one loop device per partition, the "
+        "OpenGFS cidev and filesystem made on it), the serial cable, the nodes and the client. Then the "
+        "seed's steps 8-9: nothing mounted, no lock server running, heartbeat started on both nodes; the "
+        "resource group comes up on the preferred node. Returns when the client lists the share and can "
+        "write to it. Anything that fails, or Ctrl-C, removes everything this up created.",
+        "examples:\n  labctl up two-node\n  labctl up two-node --profile fast --lab quick\n"
+        "  labctl up ./my-lab.yaml\n  labctl up trio   # beside two-node: another subnet",
+    )
+    q.add_argument("topology", help="a shipped topology (two-node, trio) or a path to a .yaml file")
+    lab_opt(q, "the topology's name")
+    q.add_argument("--profile", help="heartbeat timing profile of the topology (e.g. fast: ~1 s detection)")
+    q.add_argument("--lockproto", choices=LOCKPROTOS, default="memexp",
+                   help="OpenGFS lock protocol of the new filesystem: memexp (the seed: the memexpd lock "
+                   "server is a resource of the group) or nolock (no lock server: only one node mounts "
+                   "at a time anyway under haresources; memexpd leaves the group). Default: memexp")
+    q.add_argument("--no-cache", action="store_true",
+                   help="rebuild the node and client images without the cache")
+    q.add_argument("--timeout", type=float, metavar="S",
+                   help="seconds to wait for the share to serve (default: initdead + deadtime + 150)")
+    q.add_argument("--keep-on-failure", action="store_true",
+                   help="when the lab does not come up, keep it to look at (labctl down removes it)")
+    json_opt(q)
+    q.set_defaults(func=cmd_up)
+
+    q = verb(
+        "status",
+        "nodes, heartbeat links both ways, who holds each resource, the share",
+        "One read-only snapshot: per node the container's state and heartbeat's view of every link to "
+        "every peer (cl_status: LAN and serial); per resource of the haresources line the node(s) "
+        "holding it (ResourceManager's own test; two holders is split brain, shown in red); the share as "
+        "the client sees it (smbclient -L and a directory listing).",
+        "JSON keys: lab, nodes[].name/.state/.heartbeat/.links[].peer/.medium/.status/.holds, "
+        "resources[].name/.kind/.holders, share.serving/.unc/.detail, split_brain, whole",
+    )
+    lab_opt(q, "the only lab on the engine")
+    q.add_argument("--no-share", action="store_true", help="skip the client's share check (faster)")
+    json_opt(q)
+    q.set_defaults(func=cmd_status)
+
+    fault_help = {
+        "fail": ("power cut: the node dies at once", "docker kill: the node dies at once, releasing nothing. "
+                 "Its peer declares it dead after heartbeat's deadtime and takes the group over."),
+        "shutdown": ("clean shutdown: resources released, the peer takes over at once",
+                     "The seed's step 11 taken literally: docker stop sends SIGTERM to the node's init, "
+                     "heartbeat stops the group (smb, the mount, memexpd, the IP) and tells its peer, "
+                     "which takes over without waiting for deadtime."),
+        "recover": ("power back: the node boots and rejoins",
+                    "docker start: the node boots (fresh /run, the serial end, heartbeat) and rejoins. With "
+                    "auto_failback on the preferred node takes its group back. Waits until the cluster is "
+                    "whole again (both nodes up, every link up, one holder per resource, share serving)."),
+    }
+    for kind, (short, long) in fault_help.items():
+        q = verb(kind, short, long, f"example:\n  labctl {kind} fred")
+        q.add_argument("node", help="a node of the lab (fred, barney in two-node)")
+        lab_opt(q, "the only lab with that node")
+        if kind == "recover":
+            q.add_argument("--no-wait", action="store_true", help="return once the container runs")
+        else:
+            q.add_argument("--wait", action="store_true",
+                           help="wait until the peer holds every resource and the share serves; "
+                           "print the time")
+        if kind == "shutdown":
+            q.add_argument("--stop-timeout", type=float, metavar="S",
+                           help="seconds heartbeat gets to release before SIGKILL (default 120)")
+        q.add_argument("--timeout", type=float, default=180.0, metavar="S",
+                       help="how long to wait (default 180)")
+        json_opt(q)
+        q.set_defaults(func=_fault(kind))
+
+    q = verb(
+        "logs",
+        "a node's log (heartbeat, memexpd, ogfs, samba, serial)",
+        "Without --what: the container's output (labctl-init shows heartbeat's log and the lab's own logs "
+        "there). With --what: that daemon's log files inside the node, readable even when the node is down.",
+        "sources:\n" + "\n".join(f"  {k:10} {v}" for k, v in LOG_SOURCES.items())
+        + "\nexamples:\n  labctl logs barney --what heartbeat -n 50\n  labctl logs fred -f",
+    )
+    q.add_argument("host", help="a node, or the client")
+    lab_opt(q, "the only lab with that host")
+    q.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    q.add_argument("-n", "--tail", type=int, metavar="N", help="only the last N lines")
+    q.add_argument("--what", choices=sorted(LOG_SOURCES), help="one daemon's log")
+    q.set_defaults(func=cmd_logs)
+
+    q = verb(
+        "exec",
+        "run a command in a node or the client",
+        "Run CMD in a host of the lab (docker exec); its exit code is labctl's.",
+        "examples:\n  labctl exec fred -- cl_status rscstatus\n"
+        "  labctl exec client -- smbclient //fscluster/ogfs -N -c ls\n"
+        "  echo hi | labctl exec -i client -- sh -c 'cat > /tmp/hi'",
+    )
+    q.add_argument("host", help="a node, or the client")
+    lab_opt(q, "the only lab with that host")
+    q.add_argument("-i", "--interactive", action="store_true", help="pass stdin to the command")
+    q.add_argument("-t", "--tty", action="store_true", help="give the command a terminal")
+    q.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
+    q.set_defaults(func=cmd_exec)
+
+    q = verb("shell", "an interactive shell in a node or the client",
+             "bash in a host of the lab, with a terminal when labctl has one.",
+             "example:\n  labctl shell barney")
+    q.add_argument("host", help="a node, or the client")
+    lab_opt(q, "the only lab with that host")
+    q.set_defaults(func=cmd_shell)
+
+    q = verb(
+        "render",
+        "write the files a lab's hosts get, to read or diff",
+        "Render every host's configuration (ogfscf.cf, ha.cf, haresources, authkeys, smb.conf, hosts) "
+        "into DIR/<host>/etc/... Needs no Docker engine.",
+        "example:\n  labctl render two-node --out /tmp/two-node\n"
+        "  diff -r /tmp/two-node/fred /tmp/two-node/barney",
+    )
+    q.add_argument("topology", help="a shipped topology or a path to a .yaml file")
+    q.add_argument("--out", required=True, metavar="DIR", help="where to write (created if missing)")
+    q.add_argument("--profile", help="heartbeat timing profile")
+    json_opt(q)
+    q.set_defaults(func=cmd_render)
+
+    q = verb("build", "build the node and client images (only what is missing)",
+             "Build labctl/base, labctl/node and labctl/client, tagged by a hash of their sources. `up` does "
+             "this by itself; `build` is for doing it ahead of time.")
+    q.add_argument("--no-cache", action="store_true", help="rebuild node and client without the cache")
+    json_opt(q)
+    q.set_defaults(func=cmd_build)
+
+    q = verb("down", "remove everything a lab created",
+             "Remove every container, loop device, volume and network labelled with the lab, and nothing "
+             "else. Works from any directory, and after an up that was killed.")
+    lab_opt(q, "the only lab on the engine")
+    json_opt(q)
+    q.set_defaults(func=cmd_down)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LabctlError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            ERR.print(f"[red]labctl {args.verb}:[/] {escape(line)}" if line == str(exc).splitlines()[0]
+                      else escape(line))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        ERR.print(f"[yellow]labctl {args.verb}: interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

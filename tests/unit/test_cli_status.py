@@ -1,0 +1,124 @@
+"""``labctl status`` from probe answers (a fake lab, no engine): holders per resource, links both ways,
+split brain, the JSON keys scripts rely on, and how the table shows them."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from labctl import cli
+from labctl.observe import collect
+from labctl.render import render_lab
+from labctl.runtime.lab import HostState, ShareProbe, _without_lock_server
+from labctl.topology import load_topology
+
+TWO = load_topology("two-node")
+IP_TOKEN = "192.168.1.100"
+FS = "Filesystem::/dev/sda3::/ogfs::ogfs"
+
+
+def probe(node: str, peer: str, held: bool, links: str = "up", rsc: str = "all") -> dict[str, Any]:
+    ip = "192.168.1.1" if node == "fred" else "192.168.1.2"
+    tokens = [IP_TOKEN, "memexpd", f"{FS}::hostdata={ip}", "smb"]
+    return {
+        "node": node,
+        "heartbeat": "running",
+        "peers": [{"name": peer, "status": "active" if links == "up" else "dead",
+                   "links": [{"name": "eth0", "status": links}, {"name": "/dev/ttyS0", "status": links}]}],
+        "rscstatus": rsc,
+        "resources": [{"token": t, "kind": "x", "held": held} for t in tokens],
+    }
+
+
+class FakeLab:
+    name = "two-node"
+    topology = TWO
+    lockproto = "memexp"
+    node_names = TWO.node_names
+
+    def __init__(self, probes: dict[str, dict[str, Any] | None], serving: bool = True) -> None:
+        self.probes, self.serving = probes, serving
+
+    def state(self, host: str) -> HostState:
+        p = self.probes.get(host, {})
+        running = host == "client" or p is not None
+        return HostState(host, "node", f"labctl-two-node-{host}", "running" if running else "exited",
+                         0 if running else 137)
+
+    def probe_node(self, host: str) -> dict[str, Any] | None:
+        return self.probes[host]
+
+    def probe_share(self, write: bool = True) -> ShareProbe:
+        return ShareProbe("\\\\fscluster\\ogfs", self.serving, self.serving, "listed and readable")
+
+
+def test_fred_holding_everything_is_whole_and_settled() -> None:
+    st = collect(FakeLab({"fred": probe("fred", "barney", True), "barney": probe("barney", "fred", False)}))
+    assert [r.name for r in st.resources] == [IP_TOKEN, "memexpd", FS, "smb"]
+    assert all(r.holders == ["fred"] for r in st.resources)
+    assert st.links_up() and st.whole and st.settled and not st.split_brain
+    assert st.served_by("fred") and not st.served_by("barney")
+    d = st.as_dict()
+    assert {n["name"] for n in d["nodes"]} == {"fred", "barney"}
+    link = d["nodes"][0]["links"][0]
+    assert set(link) >= {"peer", "medium", "status"} and link["peer"] == "barney"
+    assert {lk["medium"] for lk in d["nodes"][0]["links"]} == {"eth0", "/dev/ttyS0"}
+    assert d["resources"][0]["holders"] == ["fred"] and d["share"]["serving"] is True
+
+
+def test_a_dead_node_and_a_survivor_holding_everything() -> None:
+    st = collect(FakeLab({"fred": None, "barney": probe("barney", "fred", True, links="dead")}))
+    fred = st.node("fred")
+    assert fred.state == "exited" and fred.how_down == "power cut (killed)" and fred.heartbeat == "down"
+    assert st.served_by("barney") and not st.whole
+    assert not st.links_up()
+    seen = {(lk.medium, lk.status) for lk in st.node("barney").links}
+    assert seen == {("eth0", "dead"), ("/dev/ttyS0", "dead")}
+
+
+def test_two_holders_is_split_brain_and_shown_in_red() -> None:
+    st = collect(FakeLab({"fred": probe("fred", "barney", True, links="dead"),
+                          "barney": probe("barney", "fred", True, links="dead")}))
+    assert st.split_brain and all(r.holders == ["fred", "barney"] for r in st.resources)
+    assert st.as_dict()["split_brain"] is True
+    buf = io.StringIO()
+    old = cli.OUT
+    cli.OUT = Console(file=buf, force_terminal=True, width=160)
+    try:
+        cli.print_status(st)
+    finally:
+        cli.OUT = old
+    text = buf.getvalue()
+    assert "split brain" in text and "\x1b[1;31m" in text  # bold red
+
+
+def test_a_missing_link_and_a_transition_are_not_settled() -> None:
+    fred = probe("fred", "barney", True, rsc="transition")
+    fred["peers"][0]["links"] = [{"name": "eth0", "status": "up"}]  # the serial link is not reported
+    st = collect(FakeLab({"fred": fred, "barney": probe("barney", "fred", False)}))
+    assert ("/dev/ttyS0", "missing") in {(lk.medium, lk.status) for lk in st.node("fred").links}
+    assert not st.whole and not st.settled
+
+
+def test_group_on_the_other_node_is_whole_but_not_settled_with_auto_failback() -> None:
+    st = collect(FakeLab({"fred": probe("fred", "barney", False), "barney": probe("barney", "fred", True)}))
+    assert st.whole and not st.settled  # fred will take it back (auto_failback on)
+
+
+def test_share_not_serving_is_not_whole() -> None:
+    st = collect(FakeLab({"fred": probe("fred", "barney", True), "barney": probe("barney", "fred", False)},
+                         serving=False))
+    assert not st.whole and not st.served_by("fred")
+
+
+@pytest.mark.parametrize("node", ["fred", "barney"])
+def test_nolock_leaves_memexpd_out_of_the_group(node: str) -> None:
+    files = _without_lock_server(render_lab(TWO, "k" * 40)[node])
+    text = files["/etc/ha.d/haresources"].content
+    line = [x for x in text.splitlines() if x and not x.startswith("#")]
+    assert len(line) == 1 and "memexpd" not in line[0].split()
+    assert line[0].startswith(f"fred {IP_TOKEN} Filesystem::/dev/sda3::/ogfs::ogfs::hostdata=")
+    assert "nolock" in text
