@@ -14,8 +14,10 @@ and when it comes back, hooks.after_grant drops whatever stale copy the node sti
 So a node only ever uses cached metadata under a lock it holds, and another node's changes are
 seen as soon as the lock is granted.
 
-Operations never upgrade a lock they already use (SH -> EX inside one operation could deadlock
-two nodes doing the same): they ask for the strongest state they will need up front.
+Nothing is ever upgraded: a node holding SH that needs EX first gives SH back (when no local
+operation uses it) and then asks for EX, and operations ask for the strongest state they will
+need up front.  An upgrade would deadlock two nodes doing the same (each holding SH, each
+queued for EX behind the other).
 """
 
 from __future__ import annotations
@@ -101,7 +103,13 @@ class Glocks:
                             self.counters["cached_hits"] += 1
                         return
                     first = False
-                    if g.demote_to is None and not covers(g.requesting, state):
+                    if state == EX and g.state == SH and g.demote_to is None and g.requesting == UN:
+                        # No upgrades: give SH back first, then ask for EX from nothing.  A node
+                        # holding SH while it waits for EX would block the node ahead of it in
+                        # memexpd's queue, which waits for that very SH: a deadlock.
+                        g.demote_to = UN
+                        self.nursery.start_soon(self._demote, g)
+                    elif g.demote_to is None and not covers(g.requesting, state):
                         want = EX if state == EX or g.state == EX else SH
                         g.requesting = want
                         self.nursery.start_soon(self._request, g, want, flags)

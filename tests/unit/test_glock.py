@@ -55,10 +55,11 @@ def test_a_grant_is_cached() -> None:
         await g.acquire(NAME, SH)
         g.release(NAME)
         assert server.requests == [(NAME, SH)]
-        await g.acquire(NAME, EX)  # an upgrade goes to the server
+        await g.acquire(NAME, EX)  # no upgrade: SH goes back, then EX is asked for
         g.release(NAME)
         assert server.requests == [(NAME, SH), (NAME, EX)]
-        assert hooks.events == [f"grant {UN}->{SH}", f"grant {SH}->{EX}"]
+        assert server.demotes == [(NAME, UN)]
+        assert hooks.events == [f"grant {UN}->{SH}", f"demote {SH}->{UN}", f"grant {UN}->{EX}"]
     run(t)
 
 
