@@ -87,6 +87,8 @@ def mkfs(path: str, lockproto: str = "memexp", locktable: str = "", journals: in
          journal_mb: int = 32, rgrp_mb: int = 64, force: bool = False) -> Superblock:
     if lockproto not in LOCKPROTOS:
         raise MkfsError(f"lock protocol {lockproto!r}: choose one of {', '.join(LOCKPROTOS)}")
+    if len(locktable.encode()) > 63:
+        raise MkfsError(f"lock table {locktable!r} is longer than 63 bytes (the superblock field)")
     if lockproto == "memexp" and not locktable.startswith("/"):
         raise MkfsError("lock table: memexp needs -t <cidev path>, e.g. -t /dev/sda1")
     try:

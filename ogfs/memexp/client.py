@@ -42,6 +42,7 @@ class LockClient:
         self.chan: Channel | None = None
         self.epoch: int | None = None
         self.mounted = False
+        self.withdrawn: str | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[dict[str, Any], trio.Event, list[Any]]] = {}
         self._mount_reply: list[dict[str, Any]] = []
@@ -112,9 +113,19 @@ class LockClient:
             try:
                 self.chan = await self._open()
                 break
-            except (*NET_ERRORS, MemexpError):
+            except NET_ERRORS:
                 await trio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+            except MemexpError as e:
+                # memexpd answers but will not have us (we were expired and STOMITHed meanwhile):
+                # our locks are gone, so is any right to the disk.  Withdraw, as GFS does.
+                log.error("%s; withdrawing: operations fail with EIO until a remount", e)
+                self.withdrawn = str(e)
+                for _msg, event, box in self._pending.values():
+                    box.append({"op": "TRYFAILED", "reason": "withdrawn"})
+                    event.set()
+                self._pending.clear()
+                await trio.sleep_forever()
         self.counters["reconnects"] += 1
         log.info("lock server back (epoch %s): reclaimed %d lock(s)", self.epoch, len(self.held()))
         self._connected.set()
@@ -189,6 +200,8 @@ class LockClient:
         return box[0]
 
     async def lock(self, name: Name, state: int, flags: int) -> int:
+        if self.withdrawn:
+            raise MemexpError(f"withdrawn: {self.withdrawn}")
         reply = await self._ask({"op": "LOCK", "id": next(self._ids), "name": list(name),
                                  "state": state, "flags": flags})
         if reply["op"] == "TRYFAILED":

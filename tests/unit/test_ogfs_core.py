@@ -310,3 +310,8 @@ def test_allocation_goal_past_the_last_resource_group(image: Path) -> None:
     start, n = fs.alloc.alloc(8, layout.USED, goal)
     assert n >= 1 and fs.alloc.rgrp_of(start)
     fs.unmount()
+
+
+def test_mkfs_refuses_a_lock_table_too_long_for_the_superblock(image: Path) -> None:
+    with pytest.raises(MkfsError, match="longer than 63 bytes"):
+        mkfs(str(image), "memexp", "/dev/" + "x" * 70, 2, 4, 64)
