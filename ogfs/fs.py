@@ -173,11 +173,11 @@ class Filesystem:
             if self.alloc.state(addr) not in (DINODE, UNLINKED):
                 raise FsError(errno.ENOENT)
         try:
-            ino, _kind, indirect = Inode.unpack(addr, self.dev.read(addr))
+            ino, _kind, indirect = Inode.unpack(addr, self.read_meta(addr))
         except (CorruptBlock, ValueError):
             raise FsError(errno.ENOENT) from None
         for b in indirect:
-            gen, exts = unpack_ext_block(self.dev.read(b))
+            gen, exts = unpack_ext_block(self.read_meta(b))
             ino.ext_blocks.append(b)
             ino.ext_gens.append(gen)
             ino.extents += exts
@@ -192,10 +192,16 @@ class Filesystem:
             for lblk in range(sum(n for _, _, n in ino.extents)):
                 p, _ = ino.map(lblk)
                 assert p is not None
-                gen, ents = unpack_dir_block(self.dev.read(p))
+                gen, ents = unpack_dir_block(self.read_meta(p))
                 d.add_block(p, gen, ents)
             ino.dir = d
         return ino.dir
+
+    def read_meta(self, blk: int) -> bytes:
+        """A metadata block as of the last commit: committed images not yet written home
+        (checkpointed) are newer than the device's copy."""
+        img = self.uninstalled.get(blk)
+        return img if img is not None else self.dev.read(blk)
 
     def _dirty(self, ino: Inode) -> None:
         self.dirty_inodes.add(ino)
@@ -620,7 +626,7 @@ class Filesystem:
         free = files = 0
         for rg in self.alloc.rgrps:
             if fresh and self.alloc.allowed is not None and rg.index not in self.alloc.allowed:
-                _gen, f, d, _u, _bm = unpack_rgrp(self.dev.read(rg.entry.header))
+                _gen, f, d, _u, _bm = unpack_rgrp(self.read_meta(rg.entry.header))
             else:
                 f, d = rg.free, rg.dinodes
             free, files = free + f, files + d
@@ -675,7 +681,7 @@ class Filesystem:
         rg = self.alloc.rgrps[index]
         assert not rg.dirty, "reload a dirty resource group"
         rg.generation, rg.free, rg.dinodes, rg.unlinked, rg.bitmap = unpack_rgrp(
-            self.dev.read(rg.entry.header))
+            self.read_meta(rg.entry.header))
         rg.hint = 0
 
     def rgrps_of(self, addr: int, from_lblk: int = 0) -> set[int]:

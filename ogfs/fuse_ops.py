@@ -42,6 +42,8 @@ def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return await fn(self, *args)
         except FsError as e:
+            if e.errno == errno.ENOENT and fn.__name__ not in ("lookup", "getxattr"):
+                log.debug("%s(%s): ENOENT", fn.__name__, ", ".join(reprlib.repr(a) for a in args[:3]))
             raise pyfuse3.FUSEError(e.errno) from None
         except pyfuse3.FUSEError:
             raise
