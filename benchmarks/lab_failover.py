@@ -22,7 +22,7 @@ outage    a probe copied into the client container (python3 + smbclient) starts 
           `labctl recover` (waits until the lab is settled, the group back on the preferred node)
           and the next run.  Targets: seed profile <= deadtime + 2 s, fast profile <= 3 s.
 memory    the lab's containers, summed as `docker stats --no-stream` shows them (usage minus
-          inactive page cache), once the lab serves.  Target <= 300 MB.
+          inactive page cache), after `up` and after the last recover: the larger.  Target <= 300 MB.
 
 --runs N outage runs per profile (default 5); --quick is --runs 1.  The lab is always taken down
 at the end, on failure and on Ctrl-C too.  Prints medians and maxima; asserts nothing on time.
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -56,7 +57,7 @@ PROBE_PATH = "/tmp/outage_probe.py"
 # Runs in the client container (Debian 12's python3; smbclient).  Prints "READY" once operations
 # succeed, then one "RESULT <json>" line: every operation as [start, end, ok, detail].
 PROBE = r'''
-import json, os, subprocess, sys, threading, time
+import json, os, re, subprocess, sys, threading, time
 
 server, share = sys.argv[1], sys.argv[2]
 interval, op_timeout, inflight = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
@@ -80,7 +81,8 @@ def operation(i):
                            capture_output=True, text=True, timeout=op_timeout)
         text = r.stdout + r.stderr
         if r.returncode != 0 or "NT_STATUS" in text:
-            detail = " ".join(text.split())[-120:] or "exit %d" % r.returncode
+            status = re.search(r"NT_STATUS_[A-Z_]+", text)
+            detail = status.group(0) if status else " ".join(text.split())[-120:] or "exit %d" % r.returncode
         elif not os.path.exists(got) or open(got, "rb").read() != payload:
             detail = "read back differs"
         else:
@@ -149,8 +151,28 @@ class Labctl:
 
     def __call__(self, *args: str, timeout: float = 900, check: bool = True, input: str | None = None
                  ) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run(self.argv(*args), cwd=self.cwd, env=self.env, capture_output=True, text=True,
-                             timeout=timeout, input=input)
+        proc = subprocess.Popen(self.argv(*args), cwd=self.cwd, env=self.env, text=True,
+                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        except KeyboardInterrupt:
+            # Not subprocess.run's SIGKILL: an interrupted `labctl up` removes what it created, and
+            # must be let finish.  It got Ctrl-C from the terminal, or gets it now (our SIGTERM).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=600)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+            raise
+        res = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         if check and res.returncode != 0:
             raise BenchError(f"labctl {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
         return res
@@ -212,7 +234,7 @@ def outage_of(ops: list[list[Any]], killed: float, op_timeout: float) -> dict[st
         raise BenchError(f"the probe saw no success {'before' if not before else 'after'} the outage")
     recovered = min(after)
     relapses = [o for o in ops if not o[2] and o[0] > recovered]
-    kinds = sorted({o[3].split(":")[0][:60] for o in fails})
+    kinds = sorted({o[3][:60] for o in fails})
     return {"outage": recovered - max(before), "served_after_kill": recovered - killed,
             "first_failure_after_kill": first[0] - killed, "failed_ops": len(fails),
             "relapses": len(relapses), "early_failures": len(early), "ops": len(ops), "errors": kinds}
@@ -223,7 +245,7 @@ def one_outage(lc: Labctl, victim: str, survivor: str, server: str, share: str,
     probe = lc.popen("exec", "--lab", lc.lab, "client", "--", "python3", "-u", PROBE_PATH, server, share,
                      "0.1", str(op_timeout), "10", "5", "400")
     try:
-        assert probe.stdout is not None
+        assert probe.stdout is not None and probe.stderr is not None
         line = probe.stdout.readline()
         if line.strip() != "READY":
             raise BenchError(f"the probe did not start: {line}{probe.stdout.read()}{probe.stderr.read()}")
@@ -251,7 +273,7 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="outage runs per profile (default 5)")
     ap.add_argument("--quick", action="store_true", help="one run per profile")
-    ap.add_argument("--cold", action="store_true", help="also time `labctl build --no-cache` (a minute)")
+    ap.add_argument("--cold", action="store_true", help="also time `labctl build --no-cache` (~20 s here)")
     ap.add_argument("--profiles", default="seed,fast", help="heartbeat profiles (default seed,fast)")
     ap.add_argument("--topology", default="two-node", help="a shipped topology or a .yaml path")
     ap.add_argument("--lab", default="bench-failover", help="the lab's name (default bench-failover)")
@@ -274,16 +296,18 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    if lc("status", "--lab", a.lab, "--json", check=False).returncode == 0:
-        print(f"lab {a.lab} exists (left over?): taking it down first", file=sys.stderr)
-        lc("down", "--lab", a.lab)
+    leftover = lc("down", "--lab", a.lab, timeout=600)
+    if "nothing to remove" not in leftover.stdout:
+        print(f"removed a leftover lab {a.lab}: {leftover.stdout.strip()}", file=sys.stderr)
     code = 0
     try:
         if a.cold:
-            t = time.monotonic()
+            t0 = time.monotonic()
             lc("build", "--no-cache", "--json", timeout=1800)
-            res["build"] = time.monotonic() - t
+            res["build"] = time.monotonic() - t0
             print(f"cold build (node + client, --no-cache): {res['build']:.1f} s", file=sys.stderr)
+        else:
+            lc("build", "--json", timeout=1800)  # the warm up is timed with the images present
         for p in profiles:
             t = topo[p]
             victim = t.preferred_node.name
@@ -322,8 +346,11 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cleanup is not interrupted (children inherit)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if lc("status", "--lab", a.lab, "--json", check=False, timeout=120).returncode != 3:
-            lc("down", "--lab", a.lab, check=False, timeout=600)
+        down = lc("down", "--lab", a.lab, check=False, timeout=600)  # "nothing to remove" is fine
+        if down.returncode != 0:
+            print(f"labctl down --lab {a.lab} failed:\n{down.stdout}{down.stderr}", file=sys.stderr)
+            code = code or 1
+        shutil.rmtree(lc.cwd, ignore_errors=True)
     report(res, topo, a)
     return code
 

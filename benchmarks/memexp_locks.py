@@ -412,17 +412,51 @@ def bench_cached(c: Cluster, a: argparse.Namespace) -> dict[str, list[float]]:
             mnt = c.mnt(kind)
             opts = options[kind]
             c.mounts.mount(c.data, mnt, opts)
-            try:
-                (mnt / kind).mkdir()
-                res[kind].append(creates(mnt / kind, a.files, data))
-                if kind == "memexp":
-                    cnt = counters(mnt)
-                    if cnt is not None:
-                        res["lock_requests"].append(cnt["lock_requests"] / a.files)
-                        res["cached_hits"].append(cnt["cached_hits"] / a.files)
-            finally:
-                c.mounts.umount(mnt)
+            (mnt / kind).mkdir()
+            res[kind].append(creates(mnt / kind, a.files, data))
+            if kind == "memexp":
+                cnt = counters(mnt)
+                if cnt is not None:
+                    res["lock_requests"].append(cnt["lock_requests"] / a.files)
+                    res["cached_hits"].append(cnt["cached_hits"] / a.files)
+            c.mounts.umount(mnt)  # on errors Mounts.cleanup unmounts
     return res
+
+
+def alternate(fds: list[int], turns: int, lat: list[float]) -> float:
+    """Node A appends, then node B, then A...: two threads and a turnstile.  Returns seconds."""
+    turn = [threading.Semaphore(1), threading.Semaphore(0)]
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def side(me: int, n: int) -> None:
+        try:
+            for i in range(n):
+                while not turn[me].acquire(timeout=0.5):
+                    if stop.is_set():
+                        return
+                t = time.perf_counter()
+                os.write(fds[me], f"{'AB'[me]} {i:05d}\n".encode())
+                lat.append((time.perf_counter() - t) * 1000)
+                turn[1 - me].release()
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+            stop.set()
+
+    threads = [threading.Thread(target=side, args=(0, (turns + 1) // 2), daemon=True),
+               threading.Thread(target=side, args=(1, turns // 2), daemon=True)]
+    t0 = time.perf_counter()
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.5)
+    finally:
+        stop.set()
+    if errors:
+        raise BenchError(f"ping-pong failed: {errors[0]!r}")
+    return time.perf_counter() - t0
 
 
 def bench_pingpong(c: Cluster, a: argparse.Namespace) -> dict[str, list[float]]:
@@ -433,54 +467,28 @@ def bench_pingpong(c: Cluster, a: argparse.Namespace) -> dict[str, list[float]]:
         ma, mb = c.mnt("a"), c.mnt("b")
         c.mounts.mount(c.data, ma, f"hostdata={A_IP}")
         c.mounts.mount(c.data, mb, f"hostdata={B_IP}")
+        (ma / "pingpong").write_bytes(b"")
+        wait_for((mb / "pingpong").exists, 30, "node B to see the file")
+        before = sum(ask(m)["counters"]["callbacks"] for m in (ma, mb))  # few glocks: answers whole
+        fds = [os.open(m / "pingpong", os.O_WRONLY | os.O_APPEND) for m in (ma, mb)]
+        lat: list[float] = []
         try:
-            (ma / "pingpong").write_bytes(b"")
-            wait_for(lambda mb=mb: (mb / "pingpong").exists(), 30, "node B to see the file")
-            fds = [os.open(m / "pingpong", os.O_WRONLY | os.O_APPEND) for m in (ma, mb)]
-            turn = [threading.Semaphore(1), threading.Semaphore(0)]
-            lat: list[float] = []
-            errors: list[BaseException] = []
-
-            def side(me: int, n: int, fds: list[int] = fds, turn: list[threading.Semaphore] = turn,
-                     lat: list[float] = lat, errors: list[BaseException] = errors) -> None:
-                try:
-                    for i in range(n):
-                        if not turn[me].acquire(timeout=120):
-                            raise BenchError(f"node {'AB'[me]} waited 120 s for its turn")
-                        t = time.perf_counter()
-                        os.write(fds[me], f"{'AB'[me]} {i:05d}\n".encode())
-                        lat.append((time.perf_counter() - t) * 1000)
-                        turn[1 - me].release()
-                except BaseException as e:  # noqa: BLE001 - reported by the main thread
-                    errors.append(e)
-                    turn[1 - me].release()
-
-            before = sum(ask(m)["counters"]["callbacks"] for m in (ma, mb))  # few glocks: answers whole
-            threads = [threading.Thread(target=side, args=(0, (a.turns + 1) // 2)),
-                       threading.Thread(target=side, args=(1, a.turns // 2))]
-            t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - t0
+            elapsed = alternate(fds, a.turns, lat)
+        finally:
             for fd in fds:
                 os.close(fd)
-            if errors:
-                raise BenchError(f"ping-pong failed: {errors[0]!r}")
-            callbacks = sum(ask(m)["counters"]["callbacks"] for m in (ma, mb)) - before
-            lines = (mb / "pingpong").read_text().splitlines()
-            want = [f"{'AB'[i % 2]} {i // 2:05d}" for i in range(a.turns)]
-            if lines != want:
-                print(f"  ping-pong: the file does not hold the {a.turns} lines in turn order "
-                      f"({len(lines)} lines)", file=sys.stderr)
-            res["rate"].append(a.turns / elapsed)
-            res["median_ms"].append(statistics.median(lat))
-            res["p99_ms"].append(p99(lat))
-            res["callbacks"].append(callbacks)
-        finally:
-            c.mounts.umount(mb)
-            c.mounts.umount(ma)
+        callbacks = sum(ask(m)["counters"]["callbacks"] for m in (ma, mb)) - before
+        lines = (mb / "pingpong").read_text().splitlines()
+        want = [f"{'AB'[i % 2]} {i // 2:05d}" for i in range(a.turns)]
+        if lines != want:
+            print(f"  ping-pong: the file does not hold the {a.turns} lines in turn order "
+                  f"({len(lines)} lines)", file=sys.stderr)
+        res["rate"].append(a.turns / elapsed)
+        res["median_ms"].append(statistics.median(lat))
+        res["p99_ms"].append(p99(lat))
+        res["callbacks"].append(callbacks)
+        c.mounts.umount(mb)
+        c.mounts.umount(ma)
     return res
 
 
@@ -652,6 +660,9 @@ def main() -> int:
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
         return 130
+    except (BenchError, subprocess.TimeoutExpired, OSError) as e:
+        print(f"failed: {e}", file=sys.stderr)
+        return 1
     finally:
         mounts.cleanup()
         if cluster is not None:

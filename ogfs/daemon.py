@@ -155,7 +155,9 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
             conn, _ = await sock.accept()
             with conn:
                 req = (await conn.recv(4096)).decode().strip()
-                await conn.send((json.dumps(answer(fs, proto, req)) + "\n").encode())
+                data = memoryview((json.dumps(answer(fs, proto, req)) + "\n").encode())
+                while data:  # a socket send may take only part of a large answer
+                    data = data[await conn.send(data):]
 
     def answer(fs: Filesystem, proto: str, req: str) -> dict[str, Any]:
         if req == "sync":
