@@ -7,7 +7,7 @@ heartbeat runs and dies with it. It gets
   host names through Docker's ``extra_hosts`` (Docker owns /etc/hosts in a container);
 - the capabilities it needs on top of Docker's defaults: NET_ADMIN (the cluster IP, iptables),
   NET_RAW (send_arp, ping: a default, named to say so), SYS_ADMIN (FUSE mounts, the
-  /proc/filesystems bind of ogfs-modload, blockdev); never ``--privileged``;
+  /proc/filesystems bind of ogfs-modload, blockdev); never privileged mode;
 - /dev/fuse and the shared disk's loop devices as /dev/sda1, /dev/sda2, ...;
 - a tmpfs on /run (pidfiles, tty locks and FIFOs die with the node: G6), the cable volume;
 - the rendered files (ogfscf.cf, ha.cf, haresources, authkeys 0600, smb.conf), the serial end and
