@@ -10,6 +10,7 @@ wording (G17), ResourceManager, the FIFO message path and the log copying (G10) 
 
 from __future__ import annotations
 
+import functools
 import io
 import secrets
 import tarfile
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 
 import docker  # noqa: E402
 import pytest
+from conftest import wait_for as poll
 
 from labctl.runtime import images  # noqa: E402
 
@@ -62,6 +64,8 @@ SMB_CONF = """\
   read only = no
 """
 
+wait_for = functools.partial(poll, interval=0.5)  # each look runs docker exec: not too often
+
 
 HOOK = """\
 #!/bin/sh
@@ -101,23 +105,14 @@ def sh(container, cmd: str) -> tuple[int, str]:
     return code, (out or b"").decode(errors="replace")
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def wait_exit(container, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        container.reload()
-        if container.status == "exited":
-            return container.attrs["State"]
-        time.sleep(0.3)
-    raise AssertionError(f"{container.name} still {container.status} after {timeout:.0f} s")
+    """Block until the container exits (the engine tells us), at most `timeout` seconds."""
+    try:
+        container.wait(timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - the SDK raises its transport's timeout error
+        raise AssertionError(f"{container.name} still running after {timeout:.0f} s: {exc}") from None
+    container.reload()
+    return container.attrs["State"]
 
 
 # --------------------------------------------------------------------------- fixtures

@@ -23,19 +23,21 @@ LABCTL_TEST_COLD=0 keeps the images instead of removing them before the first up
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker  # noqa: E402
 import pytest
 import yaml
+from conftest import wait_for as poll
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
@@ -47,6 +49,8 @@ TRIO = "t-trio"
 KILLED = "t-killed"
 # Takeover times are printed here and measured in benchmarks/, never asserted (timed assertions
 # flake on a busy CI machine); the seed's target is "within 30 seconds".
+
+wait_for = functools.partial(poll, interval=0.5)  # each look runs docker exec: not too often
 
 
 # --------------------------------------------------------------------------- helpers
@@ -77,17 +81,6 @@ class Labctl:
 
     def sh(self, lab: str, host: str, script: str, check: bool = True) -> str:
         return self("exec", "--lab", lab, host, "--", "sh", "-c", script, check=check).stdout
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 def holders(st: dict[str, Any]) -> dict[str, list[str]]:

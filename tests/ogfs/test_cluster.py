@@ -13,12 +13,12 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import NODE_ENV, NODE_PYTHON, SBIN, LoopDevice, Mount, ogfs_cmd
+from conftest import NODE_ENV, NODE_PYTHON, SBIN, LoopDevice, Mount, ogfs_cmd, wait_for
 
 from ogfs import slots
 
@@ -26,23 +26,12 @@ pytestmark = pytest.mark.slow
 
 A_IP, B_IP = "127.0.0.2", "127.0.0.3"
 TIMEOUT = 2
-POLL = 0.05  # seconds between looks at a condition
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(pred: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(POLL)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass

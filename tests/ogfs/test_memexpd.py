@@ -17,12 +17,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NODE_ENV, NODE_PYTHON, SBIN, ogfs_cmd
+from conftest import NODE_ENV, NODE_PYTHON, SBIN, ogfs_cmd, wait_for
 
 from ogfs import cidev, config, slots
 from ogfs.memexp import protocol
@@ -33,17 +33,6 @@ pytestmark = pytest.mark.slow
 IPS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 TIMEOUT = 2
 L1, L2 = [INODE, 25], [INODE, 26]
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def free_port() -> int:
