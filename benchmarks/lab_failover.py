@@ -31,6 +31,7 @@ at the end, on failure and on Ctrl-C too.  Prints medians and maxima; asserts no
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -53,6 +54,10 @@ from labctl.topology import load_topology  # noqa: E402
 
 MB = 1_000_000
 PROBE_PATH = "/tmp/outage_probe.py"
+# heartbeat advertises deadtime + 2 s for the first 5 s after it starts (heartbeat.c: hb_add_deadtime
+# then hb_pop_deadtime), so a node killed sooner is declared dead 2 s late. The outage is measured
+# on a node that has run longer than that: the steady state, not the boot.
+STEADY_AFTER = 7.0
 
 # Runs in the client container (Debian 12's python3; smbclient).  Prints "READY" once operations
 # succeed, then one "RESULT <json>" line: every operation as [start, end, ok, detail].
@@ -195,6 +200,15 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float
     raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def running_for(node: dict[str, Any]) -> float:
+    """Seconds since the node's container started (status --json: `since`, RFC 3339 in UTC)."""
+    if node["state"] != "running" or not node.get("since"):
+        return 0.0
+    stamp = node["since"].rstrip("Z").split(".")[0]
+    started = datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.UTC)
+    return time.time() - started.timestamp()
+
+
 def served_by(st: dict[str, Any], node: str) -> bool:
     return (bool(st["resources"]) and all(r["holders"] == [node] for r in st["resources"])
             and bool(st["share"]["serving"]))
@@ -322,7 +336,8 @@ def main() -> int:
 
             def settled(victim: str = victim) -> bool:
                 st = lc.json("status", "--lab", a.lab)
-                return served_by(st, victim) and bool(st["settled"])
+                node = next(n for n in st["nodes"] if n["name"] == victim)
+                return served_by(st, victim) and bool(st["settled"]) and running_for(node) >= STEADY_AFTER
 
             for r in range(a.runs):
                 wait_for(settled, 300, f"{victim} to serve, the lab settled")

@@ -155,7 +155,10 @@ def print_status(st: Any) -> None:
         if n.how_down:
             state += f"\n[dim]{escape(n.how_down)}[/]"
         links = "\n".join(f"{lk.peer} {lk.medium} {_colour(lk.status)}" for lk in n.links) or "-"
-        hb = _colour(n.heartbeat) + (f"\n[dim]rsc {escape(n.rscstatus)}[/]" if n.rscstatus else "")
+        # heartbeat tracks what it holds only with auto_failback on/off; in legacy mode rscstatus
+        # says "none" on the node that holds everything (docs/images.md), so it is left out
+        show_rsc = n.rscstatus and st.auto_failback != "legacy"
+        hb = _colour(n.heartbeat) + (f"\n[dim]rsc {escape(n.rscstatus)}[/]" if show_rsc else "")
         if n.error:
             hb += f"\n[red]{escape(n.error[:80])}[/]"
         holds = "\n".join(escape(h) for h in n.holds) or "-"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import trio
 
-from . import cidev, journal, slots
+from . import cidev, journal, slots, slotwatch
 from .fs import Filesystem, MountError, Options
 from .glock import Glocks, TryFailed
 from .layout import Superblock
@@ -108,10 +108,10 @@ async def mount_cluster(device: str, sb: Superblock, hostdata: str | None, lockt
                          f"mounted elsewhere?") from None
     first = bool(reply["first"])
     slot = slots.Slot(me.cid, slots.MOUNTING, client.incarnation, 0, time.time_ns(),
-                      int(min(cfg.timeout / 3, 2.0) * 1000), hostdata)
+                      cfg.slot_interval_ms, hostdata)
     if first:
         alive = await trio.to_thread.run_sync(
-            slots.live_others, locktable, me.cid, [n.cid for n in cfg.nodes])
+            slotwatch.check_slots, locktable, me.cid, [n.cid for n in cfg.nodes], log)
         if alive:
             who = ", ".join(f"{s.hostdata} (cid {s.cid})" for s in alive)
             raise MountError(f"refusing to mount as first node: {who} still writes its disk "

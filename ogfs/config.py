@@ -12,6 +12,10 @@ The format follows the sample in the seed (OpenGFS, 2003)::
     node: 192.168.1.1 0 SM: manual
     node: 192.168.1.2 1 SM: manual
 
+One optional key is a labctl extension: ``slot_interval: <seconds>`` (a decimal, 0.05..2), how
+often a mounted node rewrites its disk-heartbeat slot (ogfs.slots); without it
+min(timeout / 3, 2 s).
+
 ``#`` starts a comment to the end of the line. ``STOMITH: <kind>`` opens a method section, the
 ``name:`` in it names the method, and any other ``key: value`` in the section is a parameter of
 that method (for power switches). A ``node:`` or the next ``STOMITH:`` closes the section.
@@ -34,8 +38,11 @@ STOMITH_KINDS = ("labctl", "manual", "none")
 # Kinds whose sections take parameters; for the others a parameter is almost surely a typo.
 _KINDS_WITH_PARAMS = ("labctl",)
 
-_GLOBAL_KEYS = ("datadev", "cidev", "lockdev", "cbport", "timeout")
+_REQUIRED_KEYS = ("datadev", "cidev", "lockdev", "cbport", "timeout")
+_GLOBAL_KEYS = (*_REQUIRED_KEYS, "slot_interval")
 _ALL_KEYS = (*_GLOBAL_KEYS, "STOMITH", "name", "node")
+SLOT_INTERVAL_RANGE = (0.05, 2.0)  # seconds: a write every 50 ms at most, the default's 2 s at least
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?\Z")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 _DIGITS = re.compile(r"[0-9]+\Z")
 
@@ -84,6 +91,13 @@ class ClusterConfig:
     methods: tuple[StomithMethod, ...]
     # Ordered by CID: parse() sorts them, so the CID is also the index.
     nodes: tuple[NodeEntry, ...]
+    slot_interval: float | None = None  # seconds; None: the default below
+
+    @property
+    def slot_interval_ms(self) -> int:
+        """How often a mounted node rewrites its disk-heartbeat slot."""
+        seconds = self.slot_interval if self.slot_interval is not None else min(self.timeout / 3, 2.0)
+        return int(seconds * 1000)
 
     @property
     def lockdev(self) -> str:
@@ -229,6 +243,11 @@ class _Parser:
             self.error(number, f"cbport: '{value}' is not a port (an integer 1..65535)")
         elif key == "timeout" and not (_DIGITS.match(value) and int(value) > 0):
             self.error(number, f"timeout: '{value}' is not a positive integer (seconds)")
+        elif key == "slot_interval":
+            low, high = SLOT_INTERVAL_RANGE
+            if not (_DECIMAL.match(value) and low <= float(value) <= high):
+                self.error(number, f"slot_interval: '{value}' is not a number of seconds "
+                                   f"from {low:g} to {high:g}")
 
     def stomith(self, number: int, kind: str) -> None:
         if not self.single(number, "STOMITH", kind):
@@ -321,7 +340,7 @@ class _Parser:
             self.bad_node = True
 
     def finish(self) -> ClusterConfig | None:
-        for key in _GLOBAL_KEYS:
+        for key in _REQUIRED_KEYS:
             if key not in self.values:
                 self.error(self.last_line, f"missing required key '{key}:'")
         if not self.sections and not self.bad_method:
@@ -382,8 +401,9 @@ class _Parser:
         ip, _, port = v["lockdev"].rpartition(":")
         methods = tuple(StomithMethod(s.kind, s.name or "", tuple(s.params.items())) for s in self.sections)
         nodes = tuple(sorted((node for _, node in accepted), key=lambda n: n.cid))
+        slot_interval = float(v["slot_interval"]) if "slot_interval" in v else None
         return ClusterConfig(v["datadev"], v["cidev"], ip, int(port), int(v["cbport"]), int(v["timeout"]),
-                             methods, nodes)
+                             methods, nodes, slot_interval)
 
 
 def parse(text: str, source: str = "<config>") -> ClusterConfig:
@@ -407,6 +427,8 @@ def format(cfg: ClusterConfig) -> str:
         f"cbport: {cfg.cbport}",
         f"timeout: {cfg.timeout}",
     ]
+    if cfg.slot_interval is not None:
+        lines.append(f"slot_interval: {cfg.slot_interval:g}")
     for method in cfg.methods:
         lines += ["", f"STOMITH: {method.kind}", f"name: {method.name}"]
         lines += [f"{key}: {value}" for key, value in method.params]

@@ -6,6 +6,8 @@ knows nothing of the nodes that used the previous one, so before a node mounts a
 mounter (and replays everyone's journals) it looks at the other slots: a slot that says
 "mounted" and whose counter still moves belongs to a node that is alive and writing, and the
 mount is refused.  A slot that stops moving for 1.5 intervals belongs to a dead node.
+ogfs.slotwatch watches the slots from boot, so that time has usually passed by the time it
+matters (a failover): then the check costs nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .cidev import BLOCK, SLOT_FIRST_BLOCK
@@ -69,9 +72,12 @@ class SplitBrain(Exception):
 
 
 def live_others(cidev: str, my_cid: int, cids: list[int], wait: bool = True,
-                sleep=time.sleep) -> list[Slot]:
-    """Slots of other nodes that are still writing.  Observes each "mounted" slot for up to 1.5
-    of its intervals: one whose counter moves is alive; one that does not is dead."""
+                sleep: Callable[[float], None] = time.sleep,
+                unchanged_since: Callable[[Slot], float | None] | None = None) -> list[Slot]:
+    """Slots of other nodes that are still writing.  A "mounted" slot whose counter moves within
+    1.5 of its intervals is alive; one that does not is dead.  `unchanged_since(slot)` may tell
+    since when (CLOCK_MONOTONIC) the slot has looked exactly as it does now (ogfs.slotwatch): that
+    time counts, so a slot the watcher has seen frozen for long enough is dead without waiting."""
     suspects = {}
     for cid in cids:
         if cid == my_cid:
@@ -81,15 +87,29 @@ def live_others(cidev: str, my_cid: int, cids: list[int], wait: bool = True,
             suspects[cid] = s
     if not suspects or not wait:
         return list(suspects.values())
-    deadline = time.monotonic() + 1.5 * max(s.interval_ms for s in suspects.values()) / 1000
+    now = time.monotonic()
+    deadline = {}
+    for cid, s in suspects.items():
+        since = unchanged_since(s) if unchanged_since is not None else None
+        deadline[cid] = min(now, since if since is not None else now) + 1.5 * s.interval_ms / 1000
     alive: list[Slot] = []
-    while suspects and time.monotonic() < deadline:
-        sleep(0.1)
+    while True:
+        now = time.monotonic()
+        for cid in [c for c in suspects if now >= deadline[c]]:
+            del suspects[cid]  # frozen for 1.5 intervals: dead
+        if not suspects:
+            return alive
+        sleep(min(0.1, max(0.0, min(deadline.values()) - now)))
         for cid, old in list(suspects.items()):
-            now = read_slot(cidev, cid)
-            if now is None or now.state == UNMOUNTED:
+            s = read_slot(cidev, cid)
+            if s is None or s.state == UNMOUNTED:
                 del suspects[cid]  # it unmounted cleanly meanwhile
-            elif now.counter != old.counter or now.incarnation != old.incarnation:
-                alive.append(now)
+            elif s.counter != old.counter or s.incarnation != old.incarnation:
+                alive.append(s)
                 del suspects[cid]
-    return alive
+
+
+def frozen_for(slot: Slot, unchanged_since: Callable[[Slot], float | None] | None) -> float | None:
+    """Seconds the watcher has seen `slot` unchanged, for log lines; None if it has not."""
+    since = unchanged_since(slot) if unchanged_since is not None else None
+    return None if since is None else max(0.0, time.monotonic() - since)

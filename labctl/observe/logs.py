@@ -8,8 +8,8 @@ from labctl.topology.model import Topology
 # log and /var/log/labctl/*.log there, each line prefixed with its file's name).
 LOG_SOURCES: dict[str, str] = {
     "heartbeat": "heartbeat's log (/var/log/ha-log)",
-    "memexpd": "the lock server's output (/var/log/labctl/memexpd.log)",
-    "ogfs": "the ogfs mount daemon's log (/var/log/ogfs/)",
+    "memexpd": "the lock server's log (/var/log/memexpd.log) and output (/var/log/labctl/memexpd.log)",
+    "ogfs": "the ogfs mount daemon's log (/var/log/ogfs/), the slot watcher's (/var/log/labctl/)",
     "samba": "smbd and nmbd (/var/log/samba/)",
     "serial": "the node's ends of the serial cables (/var/log/labctl/serial-*.log)",
 }
@@ -20,9 +20,9 @@ def log_paths(topology: Topology, node: str, what: str, follow: bool = False) ->
     if what == "heartbeat":
         return ["/var/log/ha-log"]
     if what == "memexpd":
-        return ["/var/log/labctl/memexpd.log"]
+        return ["/var/log/memexpd.log", "/var/log/labctl/memexpd.log"]
     if what == "ogfs":
-        return ["/var/log/ogfs/*.log"] if follow else ["/var/log/ogfs"]
+        return ["/var/log/ogfs/*.log" if follow else "/var/log/ogfs", "/var/log/labctl/slotwatch.log"]
     if what == "samba":
         return ["/var/log/samba/log.smbd", "/var/log/samba/log.nmbd"] if follow else ["/var/log/samba"]
     if what == "serial":

@@ -131,10 +131,10 @@ class LabStatus:
     @property
     def settled(self) -> bool:
         """Whole, no node in a resource transition, and the group where heartbeat will leave it: on
-        the preferred node when auto_failback is on (a rejoining preferred node takes it back)."""
+        the preferred node when auto_failback is on or legacy (a rejoining preferred node takes it back)."""
         if not self.whole or any(n.rscstatus == "transition" for n in self.nodes):
             return False
-        return not (self.auto_failback == "on" and self.holders != {self.preferred})
+        return not (self.auto_failback in ("on", "legacy") and self.holders != {self.preferred})
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -30,6 +30,7 @@ from typing import Any
 
 import trio
 
+from .. import slotwatch
 from ..config import ClusterConfig
 from .aio import Channel
 from .locktable import (
@@ -198,10 +199,9 @@ class MemexpServer:
     async def _watch_slots(self) -> None:
         """End the grace period early: only nodes still writing their disk heartbeat can have
         locks to reclaim.  (At a failover memexpd moves with the dead node's mount: nobody.)"""
-        from .. import slots
         cids = [n.cid for n in self.cfg.nodes]
         try:
-            alive = await trio.to_thread.run_sync(slots.live_others, self.cidev, -1, cids)
+            alive = await trio.to_thread.run_sync(slotwatch.check_slots, self.cidev, -1, cids, log)
         except OSError as e:
             log.warning("cannot read the disk heartbeats on %s (%s): full grace period", self.cidev, e)
             return

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import NODE_ENV, NODE_PYTHON, SBIN, LoopDevice, Mount, ogfs_cmd, wait_for
 
-from ogfs import slots
+from ogfs import slots, slotwatch
 
 pytestmark = pytest.mark.slow
 
@@ -297,7 +297,34 @@ def test_first_mount_refused_while_another_slot_is_alive(cluster: Cluster) -> No
         stop.set()
         t.join()
     b = cluster.mount(B_IP, "b")  # the slot stopped moving: a is dead, b may mount
+    assert "it did not move while we watched: dead" in _daemon_log(b)  # no watcher here
     b.umount()
+
+
+def test_a_first_mount_takes_the_slot_watchers_word(cluster: Cluster) -> None:
+    # Node a died mounted: its slot says "mounted" and never moves again.  This host's
+    # ogfs_slotwatch (started at boot on a lab node) has seen it frozen for longer than 1.5 of
+    # a's intervals, so b's first mount counts a as dead without watching the slot itself.
+    dead = slots.Slot(0, slots.MOUNTED, 42, 7, time.time_ns(), 100, A_IP)
+    slots.write_slot(cluster.cidev.path, dead)
+    watcher = subprocess.Popen([NODE_PYTHON, str(SBIN / "ogfs_slotwatch"), "-d", cluster.cidev.path],
+                               env=NODE_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: frozen_for(cluster, dead) > 0.15, 10, "the watcher to see a's slot frozen")
+        b = cluster.mount(B_IP, "b")
+        assert "ogfs_slotwatch has seen it frozen for" in _daemon_log(b)
+        b.umount()
+    finally:
+        watcher.terminate()
+        out = watcher.communicate(timeout=10)[0]
+    assert "watching the disk heartbeats of cids 0, 1" in out
+    assert f"cid 0 ({A_IP}): mounted" in out
+
+
+def frozen_for(cluster: Cluster, slot: slots.Slot) -> float:
+    """Seconds this host's ogfs_slotwatch has seen `slot` on the cidev as it is now; -1: not."""
+    since = slotwatch.unchanged_since(cluster.cidev.path, slot)
+    return -1.0 if since is None else time.monotonic() - since
 
 
 def test_mount_without_memexpd_fails_in_bounded_time(cluster: Cluster) -> None:

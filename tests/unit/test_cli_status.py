@@ -84,14 +84,7 @@ def test_two_holders_is_split_brain_and_shown_in_red() -> None:
                           "barney": probe("barney", "fred", True, links="dead")}))
     assert st.split_brain and all(r.holders == ["fred", "barney"] for r in st.resources)
     assert st.as_dict()["split_brain"] is True
-    buf = io.StringIO()
-    old = cli.OUT
-    cli.OUT = Console(file=buf, force_terminal=True, width=160)
-    try:
-        cli.print_status(st)
-    finally:
-        cli.OUT = old
-    text = buf.getvalue()
+    text = table_text(st, colour=True)
     assert "split brain" in text and "\x1b[1;31m" in text  # bold red
 
 
@@ -105,7 +98,28 @@ def test_a_missing_link_and_a_transition_are_not_settled() -> None:
 
 def test_group_on_the_other_node_is_whole_but_not_settled_with_auto_failback() -> None:
     st = collect(FakeLab({"fred": probe("fred", "barney", False), "barney": probe("barney", "fred", True)}))
-    assert st.whole and not st.settled  # fred will take it back (auto_failback on)
+    assert st.whole and not st.settled  # fred will take it back (auto_failback legacy)
+
+
+@pytest.mark.parametrize(("failback", "shown"), [("legacy", False), ("on", True)])
+def test_rscstatus_is_shown_only_where_heartbeat_keeps_it(failback: str, shown: bool) -> None:
+    st = collect(FakeLab({"fred": probe("fred", "barney", True, rsc="none"),
+                          "barney": probe("barney", "fred", False, rsc="none")}))
+    st.auto_failback = failback  # legacy: "none" even on the holder (docs/images.md)
+    assert st.as_dict()["nodes"][0]["rscstatus"] == "none"  # scripts still get heartbeat's word
+    assert ("rsc none" in table_text(st)) is shown
+
+
+def table_text(st: Any, colour: bool = False) -> str:
+    """What `labctl status` prints for `st`."""
+    buf = io.StringIO()
+    old = cli.OUT
+    cli.OUT = Console(file=buf, force_terminal=colour, width=160)
+    try:
+        cli.print_status(st)
+    finally:
+        cli.OUT = old
+    return buf.getvalue()
 
 
 def test_share_not_serving_is_not_whole() -> None:

@@ -191,6 +191,10 @@ ERRORS = [
     ("timeout zero", edit("timeout: 30", "timeout: 0"), 5, "timeout: '0' is not a positive integer"),
     ("timeout negative", edit("timeout: 30", "timeout: -5"), 5, "timeout: '-5' is not a positive integer"),
     ("timeout float", edit("timeout: 30", "timeout: 1.5"), 5, "timeout: '1.5' is not a positive integer"),
+    ("slot_interval too short", edit("timeout: 30", "timeout: 30\nslot_interval: 0.01"), 6,
+     "slot_interval: '0.01' is not a number of seconds from 0.05 to 2"),
+    ("slot_interval not a number", edit("timeout: 30", "timeout: 30\nslot_interval: 1s"), 6,
+     "slot_interval: '1s' is not a number of seconds from 0.05 to 2"),
     ("datadev relative", edit("datadev: /dev/sda3", "datadev: sda3"), 1,
      "datadev: device path 'sda3' is not absolute"),
     ("cidev relative", edit("cidev: /dev/sda1", "cidev: dev/sda1"), 2,
@@ -297,8 +301,9 @@ def cluster_configs(draw: st.DrawFn) -> ClusterConfig:
                   for cid, ip in enumerate(node_ips))
     datadev, cidev_path = draw(st.lists(paths, min_size=2, max_size=2, unique=True))
     lock_port, cbport = draw(st.lists(ports, min_size=2, max_size=2, unique=True))
+    slot_interval = draw(st.one_of(st.none(), st.integers(50, 2000).map(lambda ms: ms / 1000)))
     return ClusterConfig(datadev, cidev_path, lock_ip, lock_port, cbport, draw(st.integers(1, 10**6)),
-                         tuple(methods), nodes)
+                         tuple(methods), nodes, slot_interval)
 
 
 @given(cluster_configs())

@@ -70,6 +70,15 @@ def test_ogfscf_is_the_seeds(seed: Topology) -> None:
         assert directives(content(seed, node, "/etc/ogfscf.cf")) == SEED_OGFSCF
 
 
+def test_a_fast_profile_makes_the_disk_heartbeat_as_fast_as_heartbeat() -> None:
+    from ogfs import config
+    fast = load_topology("two-node", profile="fast")  # deadtime 1 s
+    cfg = config.parse(content(fast, "fred", "/etc/ogfscf.cf"), "ogfscf.cf")
+    assert cfg.slot_interval == 0.25 and cfg.slot_interval_ms == 250
+    seed = config.parse(content(load_topology("two-node"), "fred", "/etc/ogfscf.cf"), "ogfscf.cf")
+    assert seed.slot_interval is None and seed.slot_interval_ms == 2000  # the seed's own default
+
+
 def test_ogfscf_parses_with_ogfs_config(seed: Topology, trio: Topology) -> None:
     from ogfs import config
     cfg = config.parse(content(seed, "fred", "/etc/ogfscf.cf"), "ogfscf.cf")
@@ -153,7 +162,7 @@ def test_ha_cf_content(seed: Topology) -> None:
     assert [v for k, v in lines if k == "ucast"] == ["eth0 192.168.1.2"]
     assert [v for k, v in lines if k == "serial"] == ["/dev/ttyS0"]
     assert d["baud"] == "19200" and d["udpport"] == "694"
-    assert d["auto_failback"] == "on"
+    assert d["auto_failback"] == "legacy"  # the seed sets none: heartbeat's default
     assert [v for k, v in hacf(seed, "barney") if k == "ucast"] == ["eth0 192.168.1.1"]
 
 
