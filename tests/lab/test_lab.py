@@ -401,15 +401,23 @@ def _decoys(engine: Any, image: str) -> list[Any]:
     return [net, vol, con, plain]
 
 
-def _wait_for_nodes(engine: Any, lab: str, proc: subprocess.Popen[str], image: str) -> dict[str, str]:
-    """Once the interrupted up has created its nodes: its loop devices and their backing files."""
+def _stop_when_nodes_exist(engine: Any, lab: str, proc: subprocess.Popen[str], image: str) -> dict[str, str]:
+    """Once the up to interrupt has created its nodes, stop it (SIGSTOP: it must still be halfway
+    when the signal under test arrives; up takes ~5 s from here) and return its loop devices
+    with their backing files. `_interrupt` sends the signal and lets it go on."""
     def ready() -> list[str]:
         assert proc.poll() is None, proc.communicate()
         flt = {"label": [f"labctl.lab={lab}", "labctl.role=node"]}
         return lab_loops(engine, lab) if len(engine.containers.list(all=True, filters=flt)) == 2 else []
 
     loops = list(wait_for(ready, 300, "the interrupted up to create its nodes", interval=0.1))
+    proc.send_signal(signal.SIGSTOP)
     return backing_files(engine, image, loops)
+
+
+def _interrupt(proc: subprocess.Popen[str], sig: int) -> None:
+    proc.send_signal(sig)  # pending while stopped: handled before labctl runs another line
+    proc.send_signal(signal.SIGCONT)
 
 
 def test_interrupted_up_leaves_nothing_and_down_cleans_a_killed_one(
@@ -421,9 +429,9 @@ def test_interrupted_up_leaves_nothing_and_down_cleans_a_killed_one(
     try:
         # Ctrl-C halfway: the up undoes itself
         proc = lc.popen("up", str(topology), "--lockproto", LOCKPROTO)
-        loops = _wait_for_nodes(engine, KILLED, proc, image)
+        loops = _stop_when_nodes_exist(engine, KILLED, proc, image)
         assert len(loops) == 3
-        proc.send_signal(signal.SIGINT)
+        _interrupt(proc, signal.SIGINT)
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 130, (out, err)
         assert "removing what it created" in err
@@ -432,15 +440,15 @@ def test_interrupted_up_leaves_nothing_and_down_cleans_a_killed_one(
 
         # SIGTERM is the same
         proc = lc.popen("up", str(topology), "--lockproto", LOCKPROTO)
-        loops = _wait_for_nodes(engine, KILLED, proc, image)
-        proc.send_signal(signal.SIGTERM)
+        loops = _stop_when_nodes_exist(engine, KILLED, proc, image)
+        _interrupt(proc, signal.SIGTERM)
         proc.communicate(timeout=300)
         assert proc.returncode != 0 and lab_objects(engine, KILLED) == []
         assert bound_loops(engine, image, loops) == []
 
         # SIGKILL cannot clean up: down does
         proc = lc.popen("up", str(topology), "--lockproto", LOCKPROTO)
-        loops = _wait_for_nodes(engine, KILLED, proc, image)
+        loops = _stop_when_nodes_exist(engine, KILLED, proc, image)
         proc.kill()
         proc.communicate(timeout=60)
         assert lab_objects(engine, KILLED) != []

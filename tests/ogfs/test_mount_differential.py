@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Mount, ogfs_cmd
+from conftest import Mount, ogfs_cmd, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -239,6 +239,11 @@ def test_enospc_is_reported_and_recovers(mounted: Mount) -> None:
             f.flush()
     assert e.value.errno == errno.ENOSPC
     os.unlink(p)
+    # FUSE sends RELEASE for the closed file without waiting for its answer, so the daemon may see
+    # the unlink while the file is still open and free its blocks only when RELEASE arrives. The
+    # space must come back (statfs), then it must be usable.
+    wait_for(lambda: (v := os.statvfs(mounted.path)).f_bfree * v.f_frsize > 64 << 20, 30,
+             "the freed blocks to show in statfs")
     with open(mounted.path / "after", "wb") as f:
         f.write(b"q" * (8 << 20))
     assert os.path.getsize(mounted.path / "after") == 8 << 20
