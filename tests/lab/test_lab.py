@@ -73,8 +73,11 @@ class Labctl:
         return res
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
+        # As at a terminal: SIGINT is Ctrl-C. A shell starts background jobs (`.ci/run &`) with
+        # SIGINT ignored, and a child inherits that; Python then installs no KeyboardInterrupt.
         return subprocess.Popen([sys.executable, "-m", "labctl", *args], cwd=self.cwd, env=self.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def status(self, lab: str) -> dict[str, Any]:
         return dict(json.loads(self("status", "--lab", lab, "--json").stdout))
