@@ -16,7 +16,8 @@ cached      create + 4 KiB write + close, per second, --files files, on one meme
             its directory and resource group locks stay cached; each new inode still asks memexpd
             once) and on a nolock mount of the same device (ogfs_single_node.py's figure), in the
             same run.  Target: memexp >= 80 % of nolock.  Also nolock with cache=0 (no kernel
-            attribute cache, as memexp mounts always run): what the locks themselves cost.
+            cache at all, as memexp mounts ran until 2026-11-25; now they cache attributes but
+            not names).
 ping-pong   node A and node B append one line each, strictly by turns (two threads, a turnstile),
             to one file through their own mounts: every append moves the inode's EX lock (callback,
             commit + checkpoint on the demoting node, grant).  Hand-overs per second over --turns.
@@ -689,7 +690,7 @@ def report(out: dict[str, dict[str, list[float]]], a: argparse.Namespace) -> Non
               f"(target >= 80%)")
         per = (f"{med('cached', 'lock_requests'):.1f} lock requests, {med('cached', 'cached_hits'):.1f} "
                "cached hits per file" if out["cached"]["lock_requests"] else "counters n/a")
-        print(f"                      [memexp: {per}; nolock with cache=0 as memexp mounts: "
+        print(f"                      [memexp: {per}; nolock with cache=0 (no kernel cache): "
               f"{n0:.0f} /s, memexp/that {mx / n0:.0%}]")
     if "pingpong" in out:
         print(f"  ping-pong appends   {med('pingpong', 'rate'):6.1f} hand-overs/s over {a.turns} turns   "

@@ -46,6 +46,11 @@ class Allocator:
         self.quarantine: set[int] = set()
         self.uncommitted_frees: set[int] = set()  # freed by transactions not yet committed
         self.allowed: set[int] | None = None  # rgrp indices we may allocate in (None: all)
+        # Free blocks kept for the next dinodes, in the order they will be used: other
+        # allocations pass over them, so a cluster mount can ask for the glocks of the next new
+        # inodes ahead, and a create does not scan from its parent's block for a free one
+        # (fuse_ops.py, Operations._reserve_ahead).  In memory only.
+        self.reserved: dict[int, None] = {}
         self.allocated = 0  # counters for ogfs_tool
         self.freed = 0
 
@@ -86,6 +91,21 @@ class Allocator:
 
     def alloc(self, want: int, state: int, goal: int | None = None) -> tuple[int, int]:
         """Allocate a run of 1..want free blocks, contiguous; (start, count)."""
+        if state == DINODE:
+            blk = self._take_reserved()
+            if blk is not None:
+                self.set_state(blk, DINODE)
+                self.allocated += 1
+                return blk, 1
+        try:
+            return self._alloc_run(want, state, goal)
+        except NoSpace:
+            if not self.reserved:
+                raise
+        self.reserved.clear()  # the last free blocks: give the reservations up
+        return self._alloc_run(want, state, goal)
+
+    def _alloc_run(self, want: int, state: int, goal: int | None) -> tuple[int, int]:
         first, start = self.home, None
         if goal is not None:
             try:
@@ -107,20 +127,57 @@ class Allocator:
                 return blk, n
         raise NoSpace()
 
+    def reserve(self, goal: int, n: int) -> list[int]:
+        """Keep up to `n` more free blocks, the first from `goal` on in goal's resource group,
+        for the next dinodes; returns them.  They stay free: only dinode allocations take them."""
+        try:
+            rg = self.rgrp_of(goal)
+        except ValueError:
+            return []
+        if self.allowed is not None and rg.index not in self.allowed:
+            return []
+        hint = rg.hint  # a look ahead, not an allocation: next-fit goes on where it was
+        new: list[int] = []
+        start = goal - rg.entry.data_start
+        while len(new) < n:
+            run = self._find(rg, 1, start)  # passes over what is reserved already
+            if run is None:
+                break
+            new.append(run[0])
+            self.reserved[run[0]] = None
+            start = run[0] + 1 - rg.entry.data_start
+        rg.hint = hint
+        return new
+
+    def _take_reserved(self) -> int | None:
+        """The first reserved block that is still ours to use: free, out of quarantine, in a
+        resource group we may allocate in (its lock may have gone and come back meanwhile)."""
+        while self.reserved:
+            blk = next(iter(self.reserved))
+            del self.reserved[blk]
+            rg = self.rgrp_of(blk)
+            if self.allowed is not None and rg.index not in self.allowed:
+                continue
+            if bitmap_get(rg.bitmap, blk - rg.entry.data_start) == FREE and blk not in self.quarantine:
+                return blk
+        return None
+
     def _find(self, rg: Rgrp, want: int, start: int | None) -> tuple[int, int] | None:
         count, base, bm, q = rg.entry.data_count, rg.entry.data_start, rg.bitmap, self.quarantine
+        r = self.reserved  # passed over
         pos = rg.hint if start is None else start
         for lo, hi in ((pos, count), (0, pos)):
             i = lo
             while i < hi:
-                if bitmap_get(bm, i) != FREE or base + i in q:
+                if bitmap_get(bm, i) != FREE or base + i in q or base + i in r:
                     i += 1
                     # Skip whole bytes (4 blocks) that have no free block at all.
                     while i < hi and i & 3 == 0 and _full(bm[i >> 2]):
                         i += 4
                     continue
                 j = i + 1
-                while j < hi and j - i < want and bitmap_get(bm, j) == FREE and base + j not in q:
+                while (j < hi and j - i < want and bitmap_get(bm, j) == FREE and base + j not in q
+                       and base + j not in r):
                     j += 1
                 rg.hint = j if j < count else 0
                 return base + i, j - i

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -22,10 +23,14 @@ CONNECT_TIMEOUT = 15.0  # seconds a mount waits for memexpd before it fails
 
 
 class CacheHooks:
-    """Keep the filesystem's caches true to the locks this node holds (glock.Hooks)."""
+    """Keep the filesystem's caches, and the kernel's, true to the locks this node holds
+    (glock.Hooks)."""
 
     def __init__(self) -> None:
         self.fs: Filesystem | None = None
+        # Withdraws the attributes the kernel caches for an inode (fuse_ops.forget_attrs); set
+        # by the daemon while the FUSE mount is live.
+        self.forget_kernel_attrs: Callable[[int], None] | None = None
 
     def after_grant(self, name: Name, old: int, new: int) -> None:
         fs = self.fs
@@ -48,6 +53,10 @@ class CacheHooks:
         if fs is None:
             return
         kind, n = name
+        if kind == INODE and new == UN and self.forget_kernel_attrs is not None:
+            # First, so nothing below can leave them behind.  EX -> SH keeps them: the node
+            # that shares the lock cannot change the inode either.
+            self.forget_kernel_attrs(n)
         cached = fs.inodes.get(n) if kind == INODE else None
         if old == EX or (cached is not None and cached in fs.dirty_inodes):
             fs.flush_for_demote()  # commit and write home before another node may look
@@ -65,6 +74,12 @@ class ClusterMount:
     slot: slots.Slot
     cidev_path: str
     first: bool
+
+
+def cache_hooks(cm: ClusterMount) -> CacheHooks:
+    hooks = cm.glocks.hooks
+    assert isinstance(hooks, CacheHooks)
+    return hooks
 
 
 async def mount_cluster(device: str, sb: Superblock, hostdata: str | None, locktable: str,

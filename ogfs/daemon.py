@@ -83,7 +83,8 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
                 cm = await cluster.mount_cluster(opts.device, sb, opts.hostdata,
                                                  opts.locktable or sb.locktable, opts.readonly,
                                                  opts.commit, opts.barrier, nursery)
-                fs, locks, cache = cm.fs, cm.glocks, 0.0  # another node may change anything
+                # cache= applies to attributes only, withdrawn as the glocks leave (fuse_ops.py)
+                fs, locks, cache = cm.fs, cm.glocks, opts.cache_timeout
                 state["cm"] = cm
             else:
                 jid = resolve_jid(opts, sb.locktable)
@@ -107,6 +108,8 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
             except Exception as e:  # noqa: BLE001
                 raise MountError(f"cannot mount on {opts.mountpoint}: {e}") from None
             state["mounted"] = True
+            if state["cm"] is not None:  # from now on a leaving glock withdraws kernel attributes
+                cluster.cache_hooks(state["cm"]).forget_kernel_attrs = ops.forget_attrs
             os.makedirs(os.path.dirname(run.pid), exist_ok=True)
             with open(run.pid, "w") as f:
                 f.write(f"{os.getpid()}\n")
@@ -126,8 +129,9 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
 
     def finish(fs: Filesystem) -> None:
         cm = state["cm"]
-        if cm is not None:
-            cm.glocks.hooks.fs = None  # no callback may touch the filesystem from here on
+        if cm is not None:  # no callback may touch the filesystem or the kernel from here on
+            hooks = cluster.cache_hooks(cm)
+            hooks.fs, hooks.forget_kernel_attrs = None, None
         fs.unmount()
         state["fs"] = None
         log.info("unmounted %s: journal %d clean", opts.mountpoint, fs.jid)

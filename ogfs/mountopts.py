@@ -7,7 +7,8 @@
     commit=<seconds>     group commit interval (default 1; 0 = commit every operation)
     ro / rw              read-only mount
     barrier / nobarrier  fdatasync the device on fsync (default barrier)
-    cache=<seconds>      kernel attribute and name cache (default 1 with nolock)
+    cache=<seconds>      kernel attribute and name cache (default 1); with memexp attributes
+                         only, withdrawn whenever the inode's glock leaves the node
     debug                verbose daemon log
 Generic options that mount(8) passes along (defaults, noatime, nosuid, _netdev, ...) are ignored.
 """

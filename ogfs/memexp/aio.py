@@ -22,6 +22,13 @@ class Channel:
         async with self._send_lock:
             await self.stream.send_all(data)
 
+    async def send_many(self, msgs: list[dict[str, Any]]) -> None:
+        """Several messages (dicts with "op"), in one write."""
+        data = b"".join(encode(m["op"], **{k: v for k, v in m.items() if k not in ("op", "v")})
+                        for m in msgs)
+        async with self._send_lock:
+            await self.stream.send_all(data)
+
     async def _exactly(self, n: int) -> bytes:
         while len(self._buf) < n:
             chunk = await self.stream.receive_some(65536)

@@ -33,6 +33,24 @@ class MemexpError(Exception):
     pass
 
 
+class Answer:
+    """memexpd's answer to one LOCK request, once it comes."""
+
+    def __init__(self, name: Name) -> None:
+        self.name = name
+        self.event = trio.Event()
+        self.box: list[dict[str, Any]] = []  # the GRANTED or TRYFAILED message
+
+    async def state(self) -> int:
+        """The state granted; TryFailed if memexpd (or a withdrawal) refused it."""
+        if not self.event.is_set():  # (Event.wait() yields to the scheduler even when set)
+            await self.event.wait()
+        reply = self.box[0]
+        if reply["op"] == "TRYFAILED":
+            raise TryFailed(f"{name_str(self.name)}: {reply.get('reason', 'busy')}")
+        return int(reply["state"])
+
+
 class LockClient:
     def __init__(self, lockdev: tuple[str, int], me_ip: str, cid: int, cbport: int, uuid: str,
                  timeout: float) -> None:
@@ -188,28 +206,37 @@ class LockClient:
 
     # -- requests -------------------------------------------------------------------------------
 
-    async def _ask(self, msg: dict[str, Any]) -> dict[str, Any]:
-        event, box = trio.Event(), []
-        self._pending[msg["id"]] = (msg, event, box)
-        await self._connected.wait()
-        try:
-            await self._send_raw(msg)
-        except NET_ERRORS:
-            pass  # resent after the reconnect
-        await event.wait()
-        return box[0]
+    async def _until_connected(self) -> None:
+        if not self._connected.is_set():  # (Event.wait() yields to the scheduler even when set)
+            await self._connected.wait()
 
-    async def lock(self, name: Name, state: int, flags: int) -> int:
+    async def lock_many(self, names: list[Name], state: int, flags: int) -> list[Answer]:
+        """LOCK requests for all of `names`, sent in one write; each Answer brings its grant.
+        An unanswered request is sent again after a reconnect (_reconnect)."""
         if self.withdrawn:
             raise MemexpError(f"withdrawn: {self.withdrawn}")
-        reply = await self._ask({"op": "LOCK", "id": next(self._ids), "name": list(name),
-                                 "state": state, "flags": flags})
-        if reply["op"] == "TRYFAILED":
-            raise TryFailed(f"{name_str(name)}: {reply.get('reason', 'busy')}")
-        return int(reply["state"])
+        msgs, answers = [], []
+        for name in names:
+            msg = {"op": "LOCK", "id": next(self._ids), "name": list(name), "state": state,
+                   "flags": flags}
+            answer = Answer(name)
+            self._pending[msg["id"]] = (msg, answer.event, answer.box)
+            msgs.append(msg)
+            answers.append(answer)
+        await self._until_connected()
+        try:
+            assert self.chan is not None
+            await self.chan.send_many(msgs)
+        except NET_ERRORS:
+            pass  # resent after the reconnect
+        return answers
+
+    async def lock(self, name: Name, state: int, flags: int) -> int:
+        [answer] = await self.lock_many([name], state, flags)
+        return await answer.state()
 
     async def demote(self, name: Name, state: int) -> None:
-        await self._connected.wait()
+        await self._until_connected()
         assert self.chan is not None
         await self.chan.send("DEMOTE", name=list(name), state=state)
 
@@ -221,7 +248,7 @@ class LockClient:
         return self._mount_reply[-1]
 
     async def simple(self, op: str, **fields: Any) -> None:
-        await self._connected.wait()
+        await self._until_connected()
         assert self.chan is not None
         await self.chan.send(op, **fields)
 

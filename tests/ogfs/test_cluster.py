@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -190,6 +191,71 @@ def test_concurrent_namespace_changes_in_one_directory_end_consistent(cluster: C
     assert not errors, errors
     seen_a, seen_b = sorted(os.listdir(a.path / "shared")), sorted(os.listdir(b.path / "shared"))
     assert seen_a == seen_b and len(seen_a) == 2 * (120 - 120 // 5 + 1)
+    a.umount()
+    b.umount()
+    fsck_clean(cluster)
+
+
+def _mount_caching(cluster: Cluster, ip: str, name: str) -> Mount:
+    """A mount whose kernel may keep attributes for an hour: only the withdrawal at a glock
+    callback can make it see the other node's changes."""
+    mnt = cluster.tmp / name
+    mnt.mkdir()
+    m = Mount(cluster.data.path, mnt, f"hostdata={ip},cache=3600")
+    m.mount()
+    return m
+
+
+def test_attributes_the_kernel_caches_are_withdrawn_when_the_other_node_takes_the_lock(
+        cluster: Cluster) -> None:
+    a = _mount_caching(cluster, A_IP, "a")
+    b = _mount_caching(cluster, B_IP, "b")
+    (a.path / "d").mkdir()
+    (a.path / "f").write_bytes(b"abc")
+    fds = [os.open(p, os.O_RDONLY) for p in (a.path / "f", a.path / "d", a.path)]
+    try:
+        f, d, root = fds
+        before = [os.fstat(fd) for fd in fds]  # a's kernel caches these from here on
+        assert before[0].st_size == 3
+        with open(b.path / "f", "ab") as out:
+            out.write(b"defg")
+        os.chmod(b.path / "f", 0o600)
+        (b.path / "d" / "sub").mkdir()
+        (b.path / "new").mkdir()
+        # fstat asks the kernel, not a path walk: no lookup refreshes anything on the way
+        assert os.fstat(f).st_size == 7 and stat.S_IMODE(os.fstat(f).st_mode) == 0o600
+        assert os.fstat(d).st_nlink == before[1].st_nlink + 1
+        assert os.fstat(root).st_nlink == before[2].st_nlink + 1
+        os.truncate(b.path / "f", 1)
+        assert os.fstat(f).st_size == 1 and os.read(f, 10) == b"a"
+    finally:
+        for fd in fds:
+            os.close(fd)
+    a.umount()
+    b.umount()
+    fsck_clean(cluster)
+
+
+def test_blocks_a_node_reserved_for_its_next_inodes_can_go_to_the_other_node(cluster: Cluster) -> None:
+    # a reserves the blocks after its last new inode and holds their locks before it needs
+    # them.  b, once it holds that resource group (it unlinks one of a's files there), creates
+    # its own inodes on those very blocks; then a creates again and must pass over them.
+    a = cluster.mount(A_IP, "a")
+    b = cluster.mount(B_IP, "b")
+    (a.path / "shared").mkdir()
+    for i in range(10):
+        (a.path / "shared" / f"a{i}").write_bytes(b"a%d" % i * 500)
+    counters = json.loads(ogfs_cmd("ogfs_tool", "counters", a.path, "--json", check=True).stdout)
+    assert counters["prefetches"] > 0
+    os.unlink(b.path / "shared" / "a0")
+    for i in range(10):
+        (b.path / "shared" / f"b{i}").write_bytes(b"b%d" % i * 500)
+    for i in range(10, 20):
+        (a.path / "shared" / f"a{i}").write_bytes(b"a%d" % i * 500)
+    want = {f"a{i}": b"a%d" % i * 500 for i in range(1, 20)} | {f"b{i}": b"b%d" % i * 500 for i in range(10)}
+    for m in (a, b):
+        assert sorted(os.listdir(m.path / "shared")) == sorted(want)
+        assert {n: (m.path / "shared" / n).read_bytes() for n in want} == want
     a.umount()
     b.umount()
     fsck_clean(cluster)

@@ -18,14 +18,27 @@ class Server:
     def __init__(self) -> None:
         self.requests: list[tuple[tuple[int, int], int]] = []
         self.demotes: list[tuple[tuple[int, int], int]] = []
+        self.batches: list[list[tuple[int, int]]] = []
 
     async def lock(self, name: tuple[int, int], state: int, flags: int) -> int:
         self.requests.append((name, state))
         await trio.sleep(0)
         return state
 
+    async def lock_many(self, names: list[tuple[int, int]], state: int, flags: int) -> list[Granted]:
+        self.batches.append(list(names))
+        return [Granted(await self.lock(name, state, flags)) for name in names]
+
     async def demote(self, name: tuple[int, int], state: int) -> None:
         self.demotes.append((name, state))
+
+
+class Granted:
+    def __init__(self, state: int) -> None:
+        self.granted = state
+
+    async def state(self) -> int:
+        return self.granted
 
 
 class Hooks:
@@ -115,4 +128,33 @@ def test_new_users_wait_while_a_demote_is_pending() -> None:
             g.release(NAME)
         assert got == ["granted"] and server.demotes == [(NAME, UN)]
         assert server.requests.count((NAME, EX)) == 2
+    run(t)
+
+
+def test_locks_asked_for_ahead_go_in_one_batch_and_are_found_cached() -> None:
+    ahead = [(INODE, 5000 + k) for k in range(4)]
+
+    async def t(g: Glocks, server: Server, hooks: Hooks) -> None:
+        await g.acquire(NAME, EX)  # held: a prefetch leaves it alone
+        g.prefetch([NAME] + ahead, EX)
+        for name in ahead:
+            await g.acquire(name, EX)  # granted, or waits for the grant on its way
+            g.release(name)
+        assert server.batches[-1] == ahead and len(server.requests) == 5
+        assert g.counters["prefetches"] == 4
+        g.prefetch(ahead, EX)  # held already: nothing asked again
+        assert len(server.requests) == 5
+        g.release(NAME)
+    run(t)
+
+
+def test_a_lock_asked_for_ahead_and_unused_goes_at_a_callback() -> None:
+    async def t(g: Glocks, server: Server, hooks: Hooks) -> None:
+        g.prefetch([NAME], EX)
+        g.callback(NAME, EX)  # another node wants it before we used it: may overtake the grant
+        with trio.fail_after(2):
+            while not server.demotes:
+                await trio.sleep(STEP)
+        assert server.demotes == [(NAME, UN)]
+        assert hooks.events == [f"grant {UN}->{EX}", f"demote {EX}->{UN}"]
     run(t)

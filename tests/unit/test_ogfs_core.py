@@ -315,3 +315,45 @@ def test_allocation_goal_past_the_last_resource_group(image: Path) -> None:
 def test_mkfs_refuses_a_lock_table_too_long_for_the_superblock(image: Path) -> None:
     with pytest.raises(MkfsError, match="longer than 63 bytes"):
         mkfs(str(image), "memexp", "/dev/" + "x" * 70, 2, 4, 64)
+
+
+def test_reserved_blocks_go_to_the_next_dinodes_and_nothing_else(image: Path) -> None:
+    fs = fresh(make(image, journals=1))
+    a = fs.alloc
+    f = fs.create(fs.root, b"f", 0o644)
+    kept = a.reserve(f.addr + 1, 3)
+    assert kept == sorted(kept) and len(kept) == 3 and kept[0] > f.addr
+    fs.write(f.addr, 0, b"d" * (4 * layout.BLOCK))  # data passes over the reserved blocks
+    assert not {p + k for _, p, n in fs.inode(f.addr).extents for k in range(n)} & set(kept)
+    assert [fs.create(fs.root, b"g%d" % i, 0o644).addr for i in range(3)] == kept  # in order
+    assert not a.reserved
+    fs.unmount()
+
+
+def test_a_reserved_block_no_longer_ours_is_passed_over(image: Path) -> None:
+    fs = fresh(make(image, journals=1))
+    a = fs.alloc
+    first, second = a.reserve(fs.root + 1, 2)
+    a.set_state(first, layout.USED)  # e.g. another node allocated it while we did not hold its group
+    assert fs.create(fs.root, b"f", 0o644).addr == second
+    [kept] = a.reserve(fs.root + 1, 1)
+    group = a.rgrp_of(kept).index
+    a.allowed = set(range(len(a.rgrps))) - {group}  # its resource group's lock went away
+    blk, _ = a.alloc(1, layout.DINODE)
+    assert a.rgrp_of(blk).index != group and not a.reserved
+    fs.dev.close()
+
+
+def test_reservations_are_given_up_for_the_last_free_blocks(image: Path) -> None:
+    fs = fresh(make(image, journals=1))
+    a = fs.alloc
+    for rg in a.rgrps:  # every block in use but four, all reserved
+        for i in range(rg.entry.data_count):
+            a.set_state(rg.entry.data_start + i, layout.USED)
+    last = a.rgrps[-1].entry
+    for b in range(last.data_start, last.data_start + 4):
+        a.set_state(b, layout.FREE)
+    assert a.reserve(last.data_start, 8) == list(range(last.data_start, last.data_start + 4))
+    assert a.alloc(4, layout.USED) == (last.data_start, 4)
+    assert not a.reserved
+    fs.dev.close()
