@@ -111,7 +111,7 @@ def test_sigkill_at_random_writes(loopdev: LoopDevice, tmp_path: Path) -> None:
         ogfs_cmd("mkfs.ogfs", "-p", "nolock", "-j", "1", "-J", "4", "-O", "-q", loopdev, check=True)
         n = rng.randrange(1, total)
         m.mount(env={"OGFS_CRASH_AFTER_WRITES": str(n)})
-        w = Workload(SEED, ops=300)
+        w = Workload(SEED, ops=300, split_creates=True)  # create and write: two system calls
         try:
             w.run(MountTarget(mnt))
             crashed = False

@@ -48,6 +48,12 @@ class Workload:
     snapshots: list[Tree] = field(default_factory=list)  # the tree after each operation
     durable_from: int = 0  # a recovered tree must equal a snapshot at or after this index
     precious: dict[str, bytes] = field(default_factory=dict)  # fsync'd, never touched again
+    # Through a mount a file is written by two system calls, create (open O_CREAT) then write,
+    # and a timer commit may fall between them: then the state with the file created empty is
+    # as whole as any.  partials[k] is that state on the way to snapshots[k].
+    split_creates: bool = False
+    partials: dict[int, Tree] = field(default_factory=dict)
+    _partial: Tree | None = None
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def tree(self) -> Tree:
@@ -62,6 +68,7 @@ class Workload:
         self.snapshots = [self.tree()]
         for step in range(self.ops):
             state = rng.getstate()
+            self._partial = None
             try:
                 self._one(rng, fs, step)
             except BaseException:
@@ -72,9 +79,14 @@ class Workload:
                 durable, precious = self.durable_from, dict(self.precious)
                 self._one(rng, NullTarget(), step)
                 self.durable_from, self.precious = durable, precious  # its fsync never returned
-                self.snapshots.append(self.tree())
+                self._snapshot()
                 raise
-            self.snapshots.append(self.tree())
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        self.snapshots.append(self.tree())
+        if self._partial is not None:
+            self.partials[len(self.snapshots) - 1] = self._partial
 
     # -- choosing -----------------------------------------------------------------------------
 
@@ -106,6 +118,8 @@ class Workload:
                 return
             sizes = [0, 100, 3000, 4096, 9000, 70000] if kind == "create" else [10, 5000, 40000]
             data = rng.randbytes(rng.choice(sizes))
+            if self.split_creates:
+                self._partial = {**self.tree(), p: ("f", b"", ())}
             fs.write_file(p, data, fsync=kind == "precious")
             ident = next(self._ids)
             self.entries[p] = ("f", ident)
@@ -200,9 +214,13 @@ def shape(tree: Tree) -> Tree:
 
 
 def matching_snapshot(w: Workload, tree: Tree) -> int | None:
-    """Index of the latest durable snapshot whose shape is the recovered tree's."""
+    """Index of the latest durable snapshot whose shape is the recovered tree's (or, with
+    split_creates, whose partial state's shape is: a create committed before its write)."""
     want = shape(tree)
     for k in range(len(w.snapshots) - 1, w.durable_from - 1, -1):
         if shape(w.snapshots[k]) == want:
+            return k
+        # A partial state lies before snapshot k: durable only if k-1 is.
+        if k > w.durable_from and k in w.partials and shape(w.partials[k]) == want:
             return k
     return None
