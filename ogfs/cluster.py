@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
@@ -16,7 +16,7 @@ from .fs import Filesystem, MountError, Options
 from .glock import Glocks, TryFailed
 from .layout import Superblock
 from .memexp.client import LockClient, MemexpError
-from .memexp.protocol import EX, INODE, JOURNAL, NOEXP, RGRP, TRY, TRY_1CB, UN, Name
+from .memexp.protocol import EX, INODE, IOPEN, JOURNAL, NOEXP, RGRP, TRY, TRY_1CB, UN, Name
 
 log = logging.getLogger("ogfs")
 CONNECT_TIMEOUT = 15.0  # seconds a mount waits for memexpd before it fails
@@ -31,6 +31,19 @@ class CacheHooks:
         # Withdraws the attributes the kernel caches for an inode (fuse_ops.forget_attrs); set
         # by the daemon while the FUSE mount is live.
         self.forget_kernel_attrs: Callable[[int], None] | None = None
+        # Another node wants to free an inode (its IOPEN lock): fuse_ops.iopen_wanted.
+        self.on_iopen_wanted: Callable[[int], None] | None = None
+
+        # Takes an open inode's IOPEN lock before its glock leaves: fuse_ops.pin_before_unlock.
+        self.pin_before_unlock: Callable[[int], Awaitable[None]] | None = None
+
+    def iopen_wanted(self, addr: int) -> None:
+        if self.on_iopen_wanted is not None:
+            self.on_iopen_wanted(addr)
+
+    async def before_unlock(self, name: Name) -> None:
+        if name[0] == INODE and self.pin_before_unlock is not None:
+            await self.pin_before_unlock(name[1])
 
     def after_grant(self, name: Name, old: int, new: int) -> None:
         fs = self.fs
@@ -53,6 +66,8 @@ class CacheHooks:
         if fs is None:
             return
         kind, n = name
+        if kind == IOPEN:
+            return  # covers nothing cached: the inode's own lock and its rgrps' do
         if kind == INODE and new == UN and self.forget_kernel_attrs is not None:
             # First, so nothing below can leave them behind.  EX -> SH keeps them: the node
             # that shares the lock cannot change the inode either.

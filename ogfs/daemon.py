@@ -108,8 +108,10 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
             except Exception as e:  # noqa: BLE001
                 raise MountError(f"cannot mount on {opts.mountpoint}: {e}") from None
             state["mounted"] = True
-            if state["cm"] is not None:  # from now on a leaving glock withdraws kernel attributes
-                cluster.cache_hooks(state["cm"]).forget_kernel_attrs = ops.forget_attrs
+            if state["cm"] is not None:  # from now on the glocks reach the kernel and the handles
+                hooks = cluster.cache_hooks(state["cm"])
+                hooks.forget_kernel_attrs, hooks.on_iopen_wanted = ops.forget_attrs, ops.iopen_wanted
+                hooks.pin_before_unlock = ops.pin_before_unlock
             os.makedirs(os.path.dirname(run.pid), exist_ok=True)
             with open(run.pid, "w") as f:
                 f.write(f"{os.getpid()}\n")
@@ -131,7 +133,8 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
         cm = state["cm"]
         if cm is not None:  # no callback may touch the filesystem or the kernel from here on
             hooks = cluster.cache_hooks(cm)
-            hooks.fs, hooks.forget_kernel_attrs = None, None
+            hooks.fs, hooks.forget_kernel_attrs, hooks.on_iopen_wanted = None, None, None
+            hooks.pin_before_unlock = None
         fs.unmount()
         state["fs"] = None
         log.info("unmounted %s: journal %d clean", opts.mountpoint, fs.jid)

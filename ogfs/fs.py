@@ -115,7 +115,9 @@ class Filesystem:
         self.uninstalled: dict[int, bytes] = {}
         self.log = journal.Log(self.dev, self.sb.journals[self.jid], self.jid, self.sb.uuid)
         self.last_commit = time.monotonic()
-        self.counters = {"commits": 0, "checkpoints": 0, "fsyncs": 0, "ops": 0}
+        # unlinked_*: cluster mounts only (fuse_ops.Operations._free_if_unused)
+        self.counters = {"commits": 0, "checkpoints": 0, "fsyncs": 0, "ops": 0,
+                         "unlinked_freed": 0, "unlinked_held_elsewhere": 0}
         if not opts.readonly:
             seq, _ = self.log.read_head()
             self.log.write_head(seq, 0)  # mounted: the journal is ours and dirty until unmount
@@ -352,7 +354,9 @@ class Filesystem:
         ino.ctime = now()
         if ino.nlink <= 0 or (ino.is_dir and ino.nlink <= 1):
             ino.nlink = 0
-            if self.refs.get(ino.addr, 0) > 0:
+            # In a cluster another node may have it open: it is freed only under its IOPEN
+            # lock in EX (fuse_ops.py, Operations._free_if_unused).
+            if self.refs.get(ino.addr, 0) > 0 or self.opts.cluster:
                 self.alloc.set_state(ino.addr, UNLINKED)  # reclaimed at next mount if we crash
                 self._dirty(ino)
             else:
@@ -641,17 +645,27 @@ class Filesystem:
         self.refs[ino] = self.refs.get(ino, 0) + n
 
     def unref(self, ino: int, n: int = 1) -> bool:
-        """Drop kernel references; True if that freed an unlinked inode."""
+        """Drop kernel references; True if that freed an unlinked inode (never in a cluster:
+        there free_unlinked does, once no node has it open)."""
         left = self.refs.get(ino, 0) - n
         if left > 0:
             self.refs[ino] = left
             return False
         self.refs.pop(ino, None)
         i = self.inodes.get(ino)
-        if i is not None and i.nlink == 0 and not self.opts.readonly:
+        if i is not None and i.nlink == 0 and not self.opts.readonly and not self.opts.cluster:
             self._destroy(i)
             return True
         return False
+
+    def free_unlinked(self, addr: int) -> bool:
+        """Free an unlinked inode nobody uses any more (the caller holds its INODE and IOPEN
+        locks in EX and the locks of its resource groups); True if it was one."""
+        i = self.inode(addr)
+        if i.nlink != 0 or self.refs.get(addr, 0) > 0 or self.alloc.state(addr) != UNLINKED:
+            return False
+        self._destroy(i)
+        return True
 
     # ------------------------------------------------------------------------------------
     # What a lock covers (cluster mounts): ogfs/glock.py calls these when a lock comes and goes

@@ -28,10 +28,10 @@ from typing import Any
 import pyfuse3
 
 from .fs import Filesystem, FsError
-from .glock import AnyLocks, Glocks, LockTimeout, NoLocks
+from .glock import AnyLocks, Glocks, LockTimeout, NoLocks, TryFailed
 from .inode import Inode
-from .layout import BLOCK
-from .memexp.protocol import EX, INODE, NONDISK, RENAME_LOCK, RGRP, SH, Name, name_str
+from .layout import BLOCK, UNLINKED
+from .memexp.protocol import EX, INODE, IOPEN, NONDISK, RENAME_LOCK, RGRP, SH, TRY_1CB, Name, name_str
 
 log = logging.getLogger("ogfs")
 LOCK_AHEAD = 32  # at most this many blocks (and glocks) are reserved for the next new inodes
@@ -140,6 +140,9 @@ class Operations(pyfuse3.Operations):
         self.attr_timeout = cache_timeout
         self.entry_timeout = 0.0 if self.clustered else cache_timeout
         self.handles: dict[int, tuple[int, bool]] = {}  # fh -> (inode, O_APPEND)
+        self.open_count: dict[int, int] = {}  # inode -> open handles
+        self.iopen_pinned: set[int] = set()  # open inodes whose IOPEN we hold (pin_before_unlock)
+        self.maybe_unlinked: set[int] = set()  # another node wanted to free these (iopen_wanted)
         self.dirhandles: dict[int, list[tuple[bytes, int]]] = {}
         self.inflight: set[Held] = set()  # operations holding or waiting for glocks
         self.ahead = 2  # the window of _reserve_ahead, grows to LOCK_AHEAD
@@ -218,18 +221,85 @@ class Operations(pyfuse3.Operations):
             addr = self._addr(ino)
             try:
                 cached = self.fs.inodes.get(addr)
-                if cached is not None and cached.nlink == 0 and self.fs.refs.get(addr, 0) <= n:
-                    # The last reference to an unlinked inode: freeing it needs its locks.
-                    async with self.held() as h:
-                        await h.inode(addr, EX)
-                        await h.rgrps(self.fs.rgrps_of(addr))
-                        self.fs.unref(addr, n)
+                if self.fs.refs.get(addr, 0) <= n and (
+                        (cached is not None and cached.nlink == 0) or addr in self.maybe_unlinked):
+                    # The last reference to an inode that is (or may be) unlinked: freeing it
+                    # needs its locks.
+                    self.maybe_unlinked.discard(addr)
+                    await self._free_locked(addr, unref=n)
                 else:
                     self.fs.unref(addr, n)
             except Exception:  # forget has no reply: log and go on
                 log.exception("forget(%d) failed", addr)
             finally:
                 self.fs.after_op()
+
+    async def _free_locked(self, addr: int, unref: int = 0) -> None:
+        """Drop `unref` kernel references and free the inode if that leaves it unlinked and
+        unused, under its locks."""
+        async with self.held() as h:
+            await h.inode(addr, EX)
+            try:
+                rgrps = self.fs.rgrps_of(addr)  # read afresh under the lock
+            except FsError:  # freed meanwhile by another node
+                self.fs.unref(addr, unref)
+                return
+            await h.rgrps(rgrps)
+            self.fs.unref(addr, unref)  # lock_nolock: frees it here
+            await self._free_if_unused(addr)
+
+    async def _free_if_unused(self, addr: int) -> None:
+        """In a cluster, free an unlinked inode that no node has open any more (GFS's IOPEN
+        lock).  The caller holds its INODE lock in EX and its resource groups' locks.  Every
+        other node with the file open holds the IOPEN lock in SH (it took it before the INODE
+        lock left it: pin_before_unlock), so a grant of EX, tried once (TRY_1CB), says nobody
+        has; if somebody has, memexpd calls it back and that node frees the inode itself once
+        done with it (iopen_wanted)."""
+        if not isinstance(self.locks, Glocks):
+            return  # lock_nolock: Filesystem.unref and unlink free at once
+        try:
+            i = self.fs.inode(addr)
+        except FsError:
+            return
+        if (i.nlink or self.fs.refs.get(addr, 0) or self.open_count.get(addr)
+                or self.fs.alloc.state(addr) != UNLINKED):
+            return  # linked, or in use here: the last forget comes back
+        name = (IOPEN, addr)
+        # Our own SH goes first: two nodes that each fail a try while keeping theirs would
+        # each wait for the other forever.
+        await self.locks.let_go(name)
+        try:
+            await self.locks.try_acquire(name, EX, TRY_1CB)
+        except TryFailed as e:
+            log.debug("unlinked inode %d is open on another node (%s): freed there", addr, e)
+            self.fs.counters["unlinked_held_elsewhere"] += 1
+            return
+        except Exception as e:  # noqa: BLE001 - it stays unlinked: the next first mount frees it
+            log.warning("cannot free unlinked inode %d now: %s", addr, e)
+            return
+        try:
+            if self.fs.free_unlinked(addr):
+                self.fs.counters["unlinked_freed"] += 1
+        finally:
+            self.locks.release(name)
+            self.locks.drop(name)
+
+    def iopen_wanted(self, addr: int) -> None:
+        """Another node tried to free the inode and found this node holding its IOPEN lock
+        (glock.Glocks.callback): free it from here once unused here, at the last forget if
+        the kernel still knows the inode, else now."""
+        if self.fs.refs.get(addr, 0) or self.open_count.get(addr):
+            self.maybe_unlinked.add(addr)
+        elif isinstance(self.locks, Glocks):
+            self.locks.nursery.start_soon(self._free_later, addr)
+
+    async def _free_later(self, addr: int) -> None:
+        try:
+            await self._free_locked(addr)
+        except Exception:  # noqa: BLE001 - nobody waits for this: log and go on
+            log.exception("freeing unlinked inode %d failed", addr)
+        finally:
+            self.fs.after_op()
 
     @_errors
     async def getattr(self, inode: int, ctx: Any) -> pyfuse3.EntryAttributes:
@@ -343,6 +413,7 @@ class Operations(pyfuse3.Operations):
             await h.inode(addr, EX)
             await h.rgrps(self.fs.rgrps_of(addr))
             remove(parent, name)
+            await self._free_if_unused(addr)
 
     @_errors
     async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
@@ -372,12 +443,16 @@ class Operations(pyfuse3.Operations):
             self.fs.rename(op, name_old, np, name_new,
                            noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE),
                            exchange=bool(flags & pyfuse3.RENAME_EXCHANGE))
+            if dst:
+                await self._free_if_unused(dst)
 
     # -- files --------------------------------------------------------------------------
 
     def _fileinfo(self, addr: int, flags: int) -> pyfuse3.FileInfo:
+        """A new handle (the caller holds the inode's glock: see pin_before_unlock)."""
         fh = self._fh()
         self.handles[fh] = (addr, bool(flags & os.O_APPEND))
+        self.open_count[addr] = self.open_count.get(addr, 0) + 1
         # direct_io: no page cache, so another node's write is read at once (ogfs.md 3.2).
         return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
 
@@ -438,7 +513,29 @@ class Operations(pyfuse3.Operations):
 
     @_errors
     async def release(self, fh: int) -> None:
-        self.handles.pop(fh, None)
+        addr, _ = self.handles.pop(fh)
+        left = self.open_count.pop(addr) - 1
+        if left:
+            self.open_count[addr] = left
+        elif addr in self.iopen_pinned:
+            self.iopen_pinned.discard(addr)
+            self.locks.release((IOPEN, addr))  # stays cached until another node asks
+
+    async def pin_before_unlock(self, addr: int) -> None:
+        """The inode's glock is about to leave this node while files of it are open here: take
+        its IOPEN lock in SH first, until the last close.  That is how a node that frees an
+        inode learns it is open elsewhere (_free_if_unused).  While this node holds the inode's
+        glock nobody can free it (that takes the glock in EX), so opens need no IOPEN lock of
+        their own, and the usual create-write-close never asks memexpd for one.  It is granted
+        at once: a node holds IOPEN in EX only while it holds the inode's glock in EX, and we
+        hold that glock until this returns."""
+        if not self.open_count.get(addr) or addr in self.iopen_pinned:
+            return
+        await self.locks.acquire((IOPEN, addr), SH)
+        if self.open_count.get(addr) and addr not in self.iopen_pinned:
+            self.iopen_pinned.add(addr)
+        else:  # closed meanwhile
+            self.locks.release((IOPEN, addr))
 
     @_errors
     async def fsync(self, fh: int, datasync: bool) -> None:

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import trio
 
-from .memexp.protocol import EX, SH, UN, Name, name_str
+from .memexp.protocol import EX, IOPEN, SH, UN, Name, name_str
 
 log = logging.getLogger("ogfs")
 MIN_HOLD = 0.01  # seconds a grant is kept before a callback may take it (GFS2's minimum hold time)
@@ -57,6 +57,8 @@ class Requester(Protocol):
 class Hooks(Protocol):
     def after_grant(self, name: Name, old: int, new: int) -> None: ...
     def before_demote(self, name: Name, old: int, new: int) -> None: ...
+    def iopen_wanted(self, addr: int) -> None: ...
+    async def before_unlock(self, name: Name) -> None: ...
 
 
 def covers(held: int, want: int) -> bool:
@@ -193,6 +195,14 @@ class Glocks:
         """memexpd says another node wants `name` in state `need`."""
         self.counters["callbacks"] += 1
         g = self.locks.get(name)
+        if name[0] == IOPEN:
+            # Only a node that wants to free the inode asks (TRY_1CB, in EX): tell the
+            # filesystem, which frees it itself once unused here.  While a file is open here
+            # its IOPEN stays (users: one per open handle): the asker's TRY has failed already,
+            # and a demote pending until the last close would hold up every other open.
+            self.hooks.iopen_wanted(name[1])
+            if g is not None and g.users > 0:
+                return
         if g is None:
             return
         if g.requesting != UN:
@@ -214,8 +224,17 @@ class Glocks:
 
     async def _demote(self, g: Glock) -> None:
         await trio.sleep(max(0.0, g.granted_at + MIN_HOLD - time.monotonic()))
-        while g.users > 0:
-            await g.changed.wait()
+        while True:
+            while g.users > 0:
+                await g.changed.wait()
+            if g.demote_to != UN:
+                break
+            try:  # what must be taken before the lock goes (an open file's IOPEN lock)
+                await self.hooks.before_unlock(g.name)
+            except Exception as e:  # noqa: BLE001 - the other node must not wait forever
+                log.warning("before giving up %s: %s", name_str(g.name), e)
+            if g.users == 0:  # (an operation may have taken it meanwhile: wait for it again)
+                break
         target = g.demote_to
         assert target is not None
         if g.state != target:
@@ -243,6 +262,14 @@ class Glocks:
         if g is not None and g.state != UN and g.demote_to is None:
             g.demote_to = UN
             self.nursery.start_soon(self._demote, g)
+
+    async def let_go(self, name: Name) -> None:
+        """Give `name` back to memexpd and wait until it is gone (no local user may hold it)."""
+        g = self.locks.get(name)
+        while g is not None and g.state != UN:
+            if g.demote_to is None:
+                self.drop(name)
+            await g.changed.wait()
 
     def held(self) -> list[tuple[Name, int]]:
         """What to reclaim from a restarted memexpd."""

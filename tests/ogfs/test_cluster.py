@@ -14,7 +14,7 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,8 @@ import pytest
 from conftest import NODE_ENV, NODE_PYTHON, SBIN, LoopDevice, Mount, ogfs_cmd, wait_for
 
 from ogfs import slots, slotwatch
+from ogfs.blockdev import Device
+from ogfs.layout import SB_BLOCK, Superblock, unpack_rgrp, unpack_rindex
 
 pytestmark = pytest.mark.slow
 
@@ -259,6 +261,77 @@ def test_blocks_a_node_reserved_for_its_next_inodes_can_go_to_the_other_node(clu
     a.umount()
     b.umount()
     fsck_clean(cluster)
+
+
+def counters(m: Mount) -> dict:
+    return json.loads(ogfs_cmd("ogfs_tool", "counters", m.path, "--json", check=True).stdout)
+
+
+def forgets_then(check: Callable[[], bool]) -> Callable[[], bool]:
+    """`check`, after asking the kernel to drop unused inodes, so FUSE sends their FORGETs (an
+    unlinked inode is freed at its last forget)."""
+    def f() -> bool:
+        Path("/proc/sys/vm/drop_caches").write_text("2\n")
+        return check()
+    return f
+
+
+def unlinked_on_disk(dev: LoopDevice) -> int:
+    """Inodes the resource groups on the device count as unlinked and not yet freed."""
+    d = Device(dev.path, readonly=True)
+    try:
+        sb = Superblock.unpack(d.read(SB_BLOCK))
+        rindex = unpack_rindex([d.read(sb.rindex_start + i) for i in range(sb.rindex_blocks)],
+                               sb.rgrp_count)
+        return sum(unpack_rgrp(d.read(e.header))[3] for e in rindex)
+    finally:
+        d.close()
+
+
+def unmount_clean_and_nothing_left_unlinked(c: Cluster, *mounts: Mount) -> None:
+    for m in mounts:
+        m.umount()
+    fsck_clean(c)
+    assert unlinked_on_disk(c.data) == 0
+
+
+def test_a_file_unlinked_on_one_node_lives_while_the_other_has_it_open(cluster: Cluster) -> None:
+    a = cluster.mount(A_IP, "a")
+    b = cluster.mount(B_IP, "b")
+    data = os.urandom(1 << 20)
+    (a.path / "f").write_bytes(data)
+    fd = os.open(b.path / "f", os.O_RDONLY)
+    try:
+        os.unlink(a.path / "f")
+        assert os.fstat(fd).st_nlink == 0  # b sees the unlink at once
+        # a's kernel lets the inode go: a tries to free it, and must find it open on b.
+        wait_for(forgets_then(lambda: counters(a)["unlinked_held_elsewhere"] >= 1), 20,
+                 "node a to try to free the unlinked inode")
+        assert counters(a)["unlinked_freed"] == 0
+        for i in range(6):  # new data on a: it must not land on the open file's blocks
+            with open(a.path / f"g{i}", "wb") as g:
+                g.write(os.urandom(1 << 20))
+                os.fsync(g.fileno())
+        assert os.pread(fd, len(data) + 1, 0) == data
+    finally:
+        os.close(fd)
+    # b's last close and forget free it: b was called back when a's try failed.
+    wait_for(forgets_then(lambda: counters(b)["unlinked_freed"] >= 1), 20,
+             "node b to free the inode after its last close")
+    unmount_clean_and_nothing_left_unlinked(cluster, a, b)
+
+
+def test_a_file_unlinked_while_nobody_has_it_open_is_freed_at_once(cluster: Cluster) -> None:
+    a = cluster.mount(A_IP, "a")
+    b = cluster.mount(B_IP, "b")
+    for i in range(5):
+        (b.path / f"f{i}").write_bytes(os.urandom(100000))
+        assert (a.path / f"f{i}").stat().st_size == 100000
+    for i in range(5):
+        os.unlink(a.path / f"f{i}")
+    wait_for(forgets_then(lambda: counters(a)["unlinked_freed"] + counters(b)["unlinked_freed"] >= 5),
+             20, "the five unlinked inodes to be freed")
+    unmount_clean_and_nothing_left_unlinked(cluster, a, b)
 
 
 def test_a_dead_node_is_expired_stomithed_and_recovered_by_the_survivor(cluster: Cluster) -> None:

@@ -4,10 +4,12 @@ flush before an exclusive lock leaves, and honour the minimum hold time."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import trio
 
 from ogfs.glock import MIN_HOLD, Glocks
-from ogfs.memexp.protocol import EX, INODE, SH, UN
+from ogfs.memexp.protocol import EX, INODE, IOPEN, SH, UN
 
 NAME = (INODE, 4242)
 QUIET = 5 * MIN_HOLD  # long enough that a demote would have happened, were it allowed
@@ -44,12 +46,28 @@ class Granted:
 class Hooks:
     def __init__(self) -> None:
         self.events: list[str] = []
+        self.unlocks: list[tuple[int, int]] = []  # before_unlock calls
+        self.gate: trio.Event | None = None  # before_unlock waits for it
 
     def after_grant(self, name: tuple[int, int], old: int, new: int) -> None:
         self.events.append(f"grant {old}->{new}")
 
     def before_demote(self, name: tuple[int, int], old: int, new: int) -> None:
         self.events.append(f"demote {old}->{new}")
+
+    def iopen_wanted(self, addr: int) -> None:
+        self.events.append(f"iopen wanted {addr}")
+
+    async def before_unlock(self, name: tuple[int, int]) -> None:
+        self.unlocks.append(name)
+        if self.gate is not None:
+            await self.gate.wait()
+
+
+async def until(cond: Callable[[], bool]) -> None:
+    with trio.fail_after(2):
+        while not cond():
+            await trio.sleep(STEP)
 
 
 def run(test):  # type: ignore[no-untyped-def]
@@ -157,4 +175,64 @@ def test_a_lock_asked_for_ahead_and_unused_goes_at_a_callback() -> None:
                 await trio.sleep(STEP)
         assert server.demotes == [(NAME, UN)]
         assert hooks.events == [f"grant {UN}->{EX}", f"demote {EX}->{UN}"]
+    run(t)
+
+
+def test_an_open_files_iopen_lock_stays_when_another_node_wants_to_free_it() -> None:
+    """Held open (users > 0), IOPEN ignores the callback but tells the filesystem, and another
+    open still finds it cached; unused, it goes like any lock."""
+    iopen = (IOPEN, 4242)
+
+    async def t(g: Glocks, server: Server, hooks: Hooks) -> None:
+        await g.acquire(iopen, SH)  # an open handle
+        g.callback(iopen, EX)
+        assert hooks.events[-1] == "iopen wanted 4242"
+        await trio.sleep(QUIET)
+        assert server.demotes == []
+        with trio.fail_after(1):
+            await g.acquire(iopen, SH)  # a second open is not held up by a pending demote
+        g.release(iopen)
+        g.release(iopen)
+        await trio.sleep(QUIET)
+        assert server.demotes == []  # closed: cached until someone asks again
+        g.callback(iopen, EX)
+        with trio.fail_after(2):
+            while not server.demotes:
+                await trio.sleep(STEP)
+        assert server.demotes == [(iopen, UN)]
+        assert server.requests == [(iopen, SH)]
+    run(t)
+
+
+def test_let_go_returns_once_the_lock_is_given_back() -> None:
+    async def t(g: Glocks, server: Server, hooks: Hooks) -> None:
+        await g.acquire(NAME, SH)
+        g.release(NAME)
+        with trio.fail_after(2):
+            await g.let_go(NAME)
+        assert server.demotes == [(NAME, UN)]
+        with trio.fail_after(2):
+            await g.let_go(NAME)  # not held: nothing to do
+        assert server.demotes == [(NAME, UN)]
+    run(t)
+
+
+def test_what_must_come_before_an_unlock_is_taken_first() -> None:
+    """before_unlock (an open file's IOPEN lock) runs, and ends, before the DEMOTE to UN
+    leaves; a demote to SH keeps the lock and needs nothing first."""
+    async def t(g: Glocks, server: Server, hooks: Hooks) -> None:
+        hooks.gate = trio.Event()
+        await g.acquire(NAME, EX)
+        g.release(NAME)
+        g.callback(NAME, SH)
+        await until(lambda: len(server.demotes) == 1)
+        assert server.demotes == [(NAME, SH)] and hooks.unlocks == []
+        g.callback(NAME, EX)
+        await until(lambda: bool(hooks.unlocks))
+        await trio.sleep(QUIET)
+        assert server.demotes == [(NAME, SH)]  # waits for before_unlock
+        hooks.gate.set()
+        await until(lambda: len(server.demotes) == 2)
+        assert server.demotes == [(NAME, SH), (NAME, UN)]
+        assert hooks.unlocks == [NAME]
     run(t)
