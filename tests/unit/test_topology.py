@@ -824,7 +824,7 @@ def test_no_seed_specifics_in_code() -> None:
         ("fscluster", lambda line: "fscluster" in line),
     ]
     for package in ("topology", "render"):
-        for path in sorted((ROOT / "labctl" / package).glob("*.py")):
+        for path in sorted((ROOT / "labctl" / package).rglob("*.py")):
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 for word, hit in patterns:
                     if hit(line):
