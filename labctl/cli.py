@@ -58,7 +58,7 @@ def _load(ref: str, profile: str | None) -> Any:
 
 
 def _bad(message: str) -> LabctlError:
-    from labctl.runtime.lab import UsageError
+    from labctl.errors import UsageError
 
     return UsageError(message)
 
@@ -77,7 +77,7 @@ class _BuildView:
 
 
 def _progress(status: Any) -> Any:
-    from labctl.runtime.lab import Progress
+    from labctl.runtime.teardown import Progress
 
     return Progress(
         build=_BuildView(status),
@@ -90,16 +90,18 @@ def _progress(status: Any) -> Any:
 
 
 def cmd_up(a: argparse.Namespace) -> int:
-    from labctl.runtime import lab as runtime
+    from labctl import lifecycle
 
     topology = _load(a.topology, a.profile)
     name = a.lab or topology.name
+    pool = lifecycle.subnet_pool(a.pool)
     started = time.monotonic()
     with ERR.status(f"lab {name}: checking the engine and the images") as status:
-        result = runtime.up(
+        result = lifecycle.up(
             topology,
             lab=a.lab,
             lockproto=a.lockproto,
+            pool=pool,
             no_cache=a.no_cache,
             keep_on_failure=a.keep_on_failure,
             serve_timeout=a.timeout,
@@ -116,6 +118,7 @@ def cmd_up(a: argparse.Namespace) -> int:
                 "seconds": {"total": round(total, 1), "images": round(result.seconds_images, 1),
                             "serving_after_boot": round(result.seconds_serving, 1)},
                 "share": {"unc": result.share.unc, "serving": result.share.serving},
+                "outer_subnet": str(result.plan.network.subnet),
             }
         )
         return 0
@@ -301,18 +304,32 @@ def cmd_shell(a: argparse.Namespace) -> int:
 
 
 def cmd_render(a: argparse.Namespace) -> int:
+    from labctl import lifecycle
+    from labctl.plan import make_plan
     from labctl.render import render_lab, write_lab
+    from labctl.render.lan import overlay_for
 
     topology = _load(a.topology, a.profile)
     out = Path(a.out)
-    written = write_lab(render_lab(topology), out)
+    pool = lifecycle.subnet_pool(a.pool)
+    subnet = next(pool.subnets(new_prefix=24))
+    plan = make_plan(topology, lab=a.lab, lockproto=a.lockproto, outer=subnet)
+    # the plan's files plus each host's /etc/hosts (up gives it as Docker's extra_hosts: Docker owns
+    # a container's /etc/hosts), to read and diff
+    written = write_lab(render_lab(topology, lockproto=a.lockproto, overlay=overlay_for(topology, subnet)), out)
+    plan_path = out / "plan.json"
+    plan_path.write_text(json.dumps(plan.as_dict(), indent=2) + "\n", encoding="utf-8")
+    written.append(plan_path)
     if a.json:
         _emit_json({"topology": a.topology, "out": str(out), "files": [str(p) for p in written]})
         return 0
     for path in written:
         OUT.print(str(path))
-    OUT.print(f"[dim]{len(written)} files for {len(topology.nodes)} nodes and the client of "
-              f"{topology.name} (profile {topology.heartbeat.name}); authkeys has a fresh secret[/]")
+    OUT.print(f"[dim]{len(written)} files for {len(topology.nodes)} nodes, the client, the cable and the "
+              f"disk helper of {topology.name} (profile {topology.heartbeat.name}, lock protocol "
+              f"{a.lockproto}); "
+              "plan.json is every network, volume and container up creates (the outer subnet is the "
+              "pool's first: up takes the first free one); authkeys has a fresh secret[/]")
     return 0
 
 
@@ -331,11 +348,12 @@ def cmd_build(a: argparse.Namespace) -> int:
 
 
 def cmd_down(a: argparse.Namespace) -> int:
-    from labctl.runtime import lab as runtime
+    from labctl import lifecycle
+    from labctl.runtime.lab import Lab
 
     name = a.lab
     if name is None:
-        names = runtime.Lab.names()
+        names = Lab.names()
         if not names:
             if a.json:
                 _emit_json({"lab": None, "removed": {}})
@@ -348,7 +366,7 @@ def cmd_down(a: argparse.Namespace) -> int:
     with ERR.status(f"removing lab {name}") as status:
         progress = _progress(status)
         progress.step = (lambda text: None) if a.json else progress.step
-        result = runtime.down(name, progress)
+        result = lifecycle.down(name, progress)
     if a.json:
         _emit_json({"lab": name, "removed": {"containers": result.containers, "networks": result.networks,
                                              "volumes": result.volumes, "loop_devices": result.loops}})
@@ -357,6 +375,32 @@ def cmd_down(a: argparse.Namespace) -> int:
     else:
         OUT.print(f"[bold]lab {name} removed[/]: {len(result.containers)} containers, {len(result.networks)} "
                   f"network(s), {len(result.volumes)} volumes, {len(result.loops)} loop devices")
+    return 0
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    from labctl.observe.labs import lab_summaries
+
+    labs = lab_summaries()
+    if a.json:
+        _emit_json({"labs": [x.as_dict() for x in labs]})
+        return 0
+    if not labs:
+        OUT.print("no lab on this engine (labctl up TOPOLOGY)")
+        return 0
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    columns = ("lab", "topology", "profile", "lock", "state", "nodes", "holds the cluster IP", "outer subnet")
+    for col in columns:
+        table.add_column(col)
+    for x in labs:
+        nodes = " ".join(f"{n}:{_colour(s)}" for n, s in x.nodes.items()) or "-"
+        if len(x.holders) > 1:
+            holder = f"[bold red]{', '.join(x.holders)} (split brain!)[/]"
+        else:
+            holder = x.holders[0] if x.holders else "[yellow]nobody[/]"
+        state = _colour(x.state, good=("up",), bad=("down", "incomplete"))
+        table.add_row(x.name, x.topology or "?", x.profile, x.lockproto, state, nodes, holder, x.outer_subnet)
+    OUT.print(table)
     return 0
 
 
@@ -379,7 +423,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     from labctl.observe import LOG_SOURCES
-    from labctl.runtime.lab import LOCKPROTOS
+    from labctl.render.disk import LOCKPROTOS
 
     p = argparse.ArgumentParser(
         prog="labctl",
@@ -399,6 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
     def lab_opt(q: argparse.ArgumentParser, default: str) -> None:
         q.add_argument("--lab", metavar="NAME", help=f"the lab's name (default: {default})")
 
+    def pool_opt(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--pool", metavar="CIDR",
+                       help="private network the lab's outer /24 is taken from (default: $LABCTL_POOL, "
+                       "else 10.213.0.0/16). Docker only sees the outer subnet; the topology's own "
+                       "addresses exist only inside the lab's hosts")
+
     def json_opt(q: argparse.ArgumentParser) -> None:
         q.add_argument("--json", action="store_true", help="print one JSON object for scripts")
 
@@ -412,7 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
         "resource group comes up on the preferred node. Returns when the client lists the share and can "
         "write to it. Anything that fails, or Ctrl-C, removes everything this up created.",
         "examples:\n  labctl up two-node\n  labctl up two-node --profile fast --lab quick\n"
-        "  labctl up ./my-lab.yaml\n  labctl up trio   # beside two-node: another subnet",
+        "  labctl up ./my-lab.yaml\n"
+        "  labctl up two-node --lab bob   # beside the first: the same addresses, its own LAN",
     )
     q.add_argument("topology", help="a shipped topology (two-node, trio) or a path to a .yaml file")
     lab_opt(q, "the topology's name")
@@ -423,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "at a time anyway under haresources; memexpd leaves the group). Default: memexp")
     q.add_argument("--no-cache", action="store_true",
                    help="rebuild the node and client images without the cache")
+    pool_opt(q)
     q.add_argument("--timeout", type=float, metavar="S",
                    help="seconds to wait for the share to serve (default: initdead + deadtime + 150)")
     q.add_argument("--keep-on-failure", action="store_true",
@@ -523,8 +575,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("topology", help="a shipped topology or a path to a .yaml file")
     q.add_argument("--out", required=True, metavar="DIR", help="where to write (created if missing)")
     q.add_argument("--profile", help="heartbeat timing profile")
+    lab_opt(q, "the topology's name")
+    q.add_argument("--lockproto", choices=LOCKPROTOS, default="memexp",
+                   help="as for up: nolock renders the group without memexpd")
+    pool_opt(q)
     json_opt(q)
     q.set_defaults(func=cmd_render)
+
+    q = verb("list", "the labs on this engine: state, who holds the group",
+             "Every lab on the engine (found by its labels): its topology, profile, lock protocol, state "
+             "(up: every host running; degraded: a node is down; down; incomplete: an up is under way or "
+             "was interrupted), each node's container state, the node(s) holding the cluster IP and the "
+             "outer subnet Docker sees. Labs of one topology run side by side under different --lab names.",
+             "example:\n  labctl up two-node --lab alice && labctl up two-node --lab bob && labctl list\n"
+             "JSON: labs[].name/.topology/.profile/.lockproto/.state/.nodes/.client/.holders/.outer_subnet")
+    json_opt(q)
+    q.set_defaults(func=cmd_list)
 
     q = verb("build", "build the node and client images (only what is missing)",
              "Build labctl/base, labctl/node and labctl/client, tagged by a hash of their sources. `up` does "
@@ -542,9 +608,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def hoist_lab(argv: Sequence[str]) -> tuple[list[str], str | None]:
+    """``--lab NAME`` (or ``--lab=NAME``) wherever it stands before ``--``: taken out of ``argv`` so
+    ``labctl --lab x exec fred -- cmd`` and ``labctl exec fred --lab x -- cmd`` mean the same, and
+    the command after ``--`` is never searched (its own ``--lab`` stays its own)."""
+    out: list[str] = []
+    lab: str | None = None
+    it = iter(range(len(argv)))
+    args = list(argv)
+    for i in it:
+        arg = args[i]
+        if arg == "--":
+            out += args[i:]
+            break
+        if arg == "--lab" and i + 1 < len(args):
+            lab = args[i + 1]
+            next(it, None)
+        elif arg.startswith("--lab="):
+            lab = arg.split("=", 1)[1]
+        else:
+            out.append(arg)
+    return out, lab
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words, lab = hoist_lab(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(words)
+    if lab is not None:
+        if not hasattr(args, "lab"):
+            parser.error(f"labctl {args.verb} takes no --lab")
+        args.lab = lab
     try:
         return int(args.func(args))
     except LabctlError as exc:

@@ -23,3 +23,15 @@ class TopologyError(LabctlError):
     def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.problems: tuple[str, ...] = tuple(problems) or (message,)
+
+
+class UsageError(LabctlError):
+    """Bad input on the command line (a lab or node name that does not exist...): exit code 2."""
+
+    exit_code = 2
+
+
+class LabStateError(LabctlError):
+    """The lab is not in a state that allows the request (already up, not up, ...): exit code 3."""
+
+    exit_code = 3

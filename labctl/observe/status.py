@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from labctl.observe.share import ShareProbe
 from labctl.render import resource_line
-from labctl.runtime.lab import HostState, Lab, ShareProbe
+from labctl.runtime.lab import HostState, Lab
 
 
 @dataclass
@@ -155,10 +156,7 @@ def _canonical(token: str) -> str:
 
 def _expected_tokens(lab: Lab) -> list[str]:
     t = lab.topology
-    tokens = resource_line(t, t.preferred_node).split()[1:]
-    if lab.lockproto == "nolock":
-        tokens = [tok for tok in tokens if tok != "memexpd"]
-    return tokens
+    return resource_line(t, t.preferred_node, lab.lockproto).split()[1:]
 
 
 def _kind(token: str) -> str:

@@ -20,13 +20,20 @@ HEADER = """\
 """
 
 
-def resource_line(topology: Topology, node: Node) -> str:
+NOLOCK_NOTE = "# lockproto nolock (labctl up --lockproto nolock): no lock server in the group.\n"
+
+
+def resource_line(topology: Topology, node: Node, lockproto: str = "memexp") -> str:
+    """The group, left to right. With ``nolock`` the filesystem needs no lock server, so memexpd
+    leaves the group (docs/runtime.md, "Lock protocol")."""
     disk, share = topology.disk, topology.share
     filesystem = "::".join(
         ("Filesystem", disk.datadev.path, share.path, disk.fstype, f"hostdata={node.hostdata}")
     )
-    return f"{topology.preferred_node.name} {topology.cluster.ip} memexpd {filesystem} smb"
+    lock = " memexpd" if lockproto != "nolock" else ""
+    return f"{topology.preferred_node.name} {topology.cluster.ip}{lock} {filesystem} smb"
 
 
-def render_haresources(topology: Topology, node: Node) -> str:
-    return HEADER + resource_line(topology, node) + "\n"
+def render_haresources(topology: Topology, node: Node, lockproto: str = "memexp") -> str:
+    note = NOLOCK_NOTE if lockproto == "nolock" else ""
+    return note + HEADER + resource_line(topology, node, lockproto) + "\n"

@@ -19,40 +19,27 @@ a remembered list, so it also cleans up after an ``up`` that was killed between 
 
 from __future__ import annotations
 
+import contextlib
+
 import docker
 import docker.errors
 from docker.models.volumes import Volume
 
-from labctl.runtime.engine import (
-    LABEL_HELPER_IMAGE,
-    EngineError,
-    labels,
-    object_name,
-    put_files,
-    remove_container,
-    wait_exit,
-)
-from labctl.topology.model import Topology
+from labctl.plan.model import DiskSpec, VolumeSpec
+from labctl.plan.names import LABEL_HELPER_IMAGE, labels, object_name
+from labctl.render.disk import DISK_MOUNT, IMAGE_PATH, LOOPS_FILE
+from labctl.runtime.engine import EngineError, put_files, remove_container, wait_exit
 
-DISK_MOUNT = "/disk"
-IMAGE_PATH = f"{DISK_MOUNT}/disk.img"
-LOOPS_FILE = f"{DISK_MOUNT}/loops"
-LOCKPROTOS = ("memexp", "nolock")
-JOURNAL_MB = 32
 HELPER_TIMEOUT = 300.0
 
 LOOP_RULES = ["b 7:* rwm", "c 10:237 rwm"]
 
 
-def disk_volume_name(lab: str) -> str:
-    return object_name(lab, "disk")
-
-
-def create_disk_volume(client: docker.DockerClient, lab: str, helper_image: str) -> Volume:
-    return client.volumes.create(
-        disk_volume_name(lab),
-        labels=labels(lab, "disk", **{LABEL_HELPER_IMAGE: helper_image}),
-    )
+def create_volume(client: docker.DockerClient, spec: VolumeSpec, helper_image: str) -> Volume:
+    """A volume of the plan; the disk's also names the image that can detach its loops (``down``
+    needs it even when the images have changed since)."""
+    extra = {LABEL_HELPER_IMAGE: helper_image} if spec.role == "disk" else {}
+    return client.volumes.create(spec.name, labels={**spec.labels, **extra})
 
 
 def run_helper(
@@ -95,6 +82,7 @@ def run_helper(
         name=name,
         labels=labels(lab, "helper"),
         network_mode="none",
+        mem_limit=256 << 20,  # mkfs.ogfs of a large disk is the biggest job; 256 MiB is plenty
         **kwargs,
     )
     try:
@@ -111,51 +99,17 @@ def run_helper(
     return output
 
 
-def _format_script(topology: Topology, lockproto: str) -> str:
-    disk = topology.disk
-    lines = [
-        "set -eu",
-        f"img={IMAGE_PATH}",
-        f"truncate -s {disk.size} \"$img\"",
-        f": >{LOOPS_FILE}",
-    ]
-    for part in disk.partitions:
-        lines += [
-            f"dev=$(losetup --find --show --offset {part.start} --sizelimit {part.size} \"$img\")",
-            f"echo \"{part.name} $dev\" >>{LOOPS_FILE}",
-            f"echo \"loop {part.name} $dev\"",
-            f"eval loop_{part.name}=$dev",
-        ]
-    cidev, data = disk.cidev, disk.datadev
-    journals = len(topology.nodes)
-    lines += [
-        # the seed's step 2: the cluster information device, then the filesystem on the data partition
-        f"ogfsconf -c /etc/ogfscf.cf -d \"$loop_{cidev.name}\"",
-        f"mkfs.ogfs -p {lockproto} -t {cidev.path} -j {journals} -J {JOURNAL_MB} -O \"$loop_{data.name}\"",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def attach_and_format(
-    client: docker.DockerClient,
-    lab: str,
-    topology: Topology,
-    image: str,
-    ogfscf: str,
-    lockproto: str = "memexp",
-) -> dict[str, str]:
-    """Create the image, attach its partitions, write the cidev and make the filesystem.
-    Returns ``{partition name: /dev/loopN}``."""
-    if lockproto not in LOCKPROTOS:
-        raise ValueError(f"lockproto {lockproto!r}")
+def attach_and_format(client: docker.DockerClient, lab: str, disk: DiskSpec, image: str) -> dict[str, str]:
+    """Create the image, attach its partitions, write the cidev and make the filesystem with the
+    plan's files (render/disk.py). Returns ``{partition name: /dev/loopN}``."""
     output = run_helper(
         client,
         lab,
         image,
         "disk",
-        _format_script(topology, lockproto),
-        volume=disk_volume_name(lab),
-        files={"/etc/ogfscf.cf": (ogfscf.encode(), 0o644)},
+        f"sh {disk.script}",
+        volume=disk.volume,
+        files={f.path: (f.data, f.mode) for f in disk.files},
         loop_access=True,
     )
     loops: dict[str, str] = {}
@@ -163,10 +117,28 @@ def attach_and_format(
         fields = line.split()
         if len(fields) == 3 and fields[0] == "loop":
             loops[fields[1]] = fields[2]
-    missing = [p.name for p in topology.disk.partitions if p.name not in loops]
+    missing = [p for p in disk.partitions if p not in loops]
     if missing:
         raise EngineError(f"the disk helper attached no loop device for {', '.join(missing)}:\n{output}")
     return loops
+
+
+def free_space(client: docker.DockerClient, lab: str, image: str) -> int | None:
+    """Bytes free where the engine keeps its volumes (its data root, seen from a throwaway helper on
+    the engine's host, so a remote engine answers for its own disk); None if it cannot tell."""
+    root = str(client.info().get("DockerRootDir") or "/var/lib/docker")
+    name = object_name(lab, "helper-df")
+    try:
+        out = client.containers.run(image, entrypoint=["df", "-B1", "--output=avail", "/data"], command=[],
+                                    name=name, labels=labels(lab, "helper"), network_mode="none",
+                                    volumes={root: {"bind": "/data", "mode": "ro"}}, remove=True,
+                                    mem_limit=32 << 20)
+    except docker.errors.DockerException:
+        with contextlib.suppress(docker.errors.DockerException):
+            client.containers.get(name).remove(force=True)
+        return None
+    lines = out.decode("utf-8", "replace").split()
+    return int(lines[-1]) if lines and lines[-1].isdigit() else None
 
 
 DETACH_SCRIPT = f"""\
@@ -182,13 +154,11 @@ rm -f {LOOPS_FILE}
 """
 
 
-def detach_loops(client: docker.DockerClient, lab: str, image: str) -> list[str]:
+def detach_loops(client: docker.DockerClient, lab: str, volume: str, image: str) -> list[str]:
     """Detach every loop device backed by the lab's disk image; the devices detached."""
-    output = run_helper(client, lab, image, "detach", DETACH_SCRIPT, volume=disk_volume_name(lab),
+    output = run_helper(client, lab, image, "detach", DETACH_SCRIPT, volume=volume,
                         loop_access=True, timeout=120)
     return [line.split()[1] for line in output.splitlines() if line.startswith("detached ")]
 
 
-def partition_devices(topology: Topology, loops: dict[str, str]) -> list[str]:
-    """Docker device mappings: ``/dev/loopN:/dev/sdaK:rwm`` for every partition."""
-    return [f"{loops[p.name]}:{p.path}:rwm" for p in topology.disk.partitions]
+

@@ -8,12 +8,11 @@ after a crash. Only ``labctl.runtime`` imports ``docker``.
 from __future__ import annotations
 
 import io
-import shlex
 import tarfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import docker
 import docker.errors
@@ -21,45 +20,17 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 from docker.models.volumes import Volume
 
-from labctl.errors import LabctlError
+from labctl.errors import LabctlError, LabStateError
+from labctl.plan.model import Role
+from labctl.plan.names import LABEL_LAB, LABEL_ROLE
 
-LABEL_LAB = "labctl.lab"
-LABEL_ROLE = "labctl.role"
-LABEL_HOST = "labctl.host"  # node or client name (containers)
-LABEL_TOPOLOGY = "labctl.topology"  # the topology file's text (node and client containers)
-LABEL_SOURCE = "labctl.topology.source"  # where it was loaded from (shown, never read again)
-LABEL_PROFILE = "labctl.profile"
-LABEL_LOCKPROTO = "labctl.lockproto"
-LABEL_HELPER_IMAGE = "labctl.helper.image"  # on the disk volume: the image that can detach its loops
-
-Role = Literal["node", "client", "cable", "disk", "net", "helper"]
-ROLES: tuple[Role, ...] = ("node", "client", "cable", "disk", "net", "helper")
-
-PREFIX = "labctl-"
-
+__all__ = ["EngineError", "LabStateError"]  # LabStateError: raised by the runtime, defined with the others
 
 class EngineError(LabctlError):
     """The Docker engine cannot be reached or refused something (exit code 1)."""
 
 
-class LabStateError(LabctlError):
-    """The lab is not in a state that allows the request (already up, not up, ...): exit code 3."""
-
-    exit_code = 3
-
-
 # --------------------------------------------------------------------------- names and labels
-
-
-def object_name(lab: str, what: str) -> str:
-    """``labctl-<lab>-<what>``: the name of a container, network or volume of a lab."""
-    return f"{PREFIX}{lab}-{what}"
-
-
-def labels(lab: str, role: Role, **extra: str) -> dict[str, str]:
-    out = {LABEL_LAB: lab, LABEL_ROLE: role}
-    out.update({k: v for k, v in extra.items()})
-    return out
 
 
 def lab_filter(lab: str, role: Role | None = None) -> dict[str, Any]:
@@ -163,10 +134,6 @@ def exec_in(container: Container, argv: list[str], timeout: float | None = 30) -
     return ExecResult(int(code if code is not None else 1), (out or b"").decode("utf-8", "replace"))
 
 
-def sh(container: Container, script: str, timeout: float | None = 30) -> ExecResult:
-    return exec_in(container, ["sh", "-c", script], timeout)
-
-
 def put_files(container: Container, files: Mapping[str, tuple[bytes, int]], dirs: Iterable[str] = ()) -> None:
     """Copy files (path -> (content, mode)) and empty directories into a created container."""
     buf = io.BytesIO()
@@ -226,28 +193,6 @@ def remove_container(container: Container) -> None:
         container.remove(force=True, v=False)
     except docker.errors.NotFound:
         pass
-
-
-def container_state(container: Container) -> dict[str, Any]:
-    try:
-        container.reload()
-    except docker.errors.NotFound:
-        return {"Status": "removed"}
-    return dict(container.attrs.get("State") or {})
-
-
-def quote(argv: Iterable[str]) -> str:
-    return " ".join(shlex.quote(a) for a in argv)
-
-
-def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-    """Call ``predicate`` until it returns something truthy or ``timeout`` passes; its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 def security_options(client: docker.DockerClient) -> list[str]:

@@ -1,14 +1,19 @@
-"""The lab's LAN: one internal Docker bridge with the topology's subnet and an explicit gateway.
+"""The lab's outer network: one internal Docker bridge on a subnet free on this engine.
 
-- ``internal=True``: no route out of the machine, nothing published; a lab never sends a packet
-  beyond its own networks.
-- The gateway is the topology's (never a node's address: ha-stack.md G22); the cluster address is
-  reserved with an aux-address so Docker's IPAM never hands it to a container.
-- The serial cable never rides this network (serial.py).
+Docker sees only the outer network; the topology's own subnet lives on a VXLAN inside the lab's
+hosts (render/lan.py, assets/labctl-lan), so labs of the same topology run side by side and the
+engine's host never gets a route into the lab's addresses (docs/runtime.md, "Lab addresses").
+
+- ``internal=True``: no route out of the machine, nothing published.
+- The subnet comes from a pool (default 10.213.0.0/16, one /24 a lab; ``up --pool``,
+  ``LABCTL_POOL``). Docker refuses a subnet that overlaps another network's, which makes the
+  choice safe under concurrency: two ``up``s that pick the same /24 at once get one network and
+  one refusal, and the loser picks again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from ipaddress import IPv4Network, ip_network
 
 import docker
@@ -16,57 +21,70 @@ import docker.errors
 import docker.types
 from docker.models.networks import Network
 
-from labctl.runtime.engine import LABEL_LAB, EngineError, LabStateError, labels, object_name
-from labctl.topology.model import Topology
+from labctl.errors import UsageError
+from labctl.plan.model import NetworkSpec
+from labctl.render.lan import DEFAULT_POOL, OUTER_PREFIX
+from labctl.runtime.engine import EngineError, LabStateError
 
 
-def lan_name(lab: str) -> str:
-    return object_name(lab, "lan")
+class SubnetTaken(LabStateError):
+    """Another network took the subnet between the look and the create: pick again."""
 
 
-def subnet_conflicts(client: docker.DockerClient, subnet: IPv4Network) -> list[str]:
-    """Docker networks whose subnets overlap ``subnet``, as ``name (lab X)`` strings."""
-    found = []
+def parse_pool(text: str, where: str = "--pool") -> IPv4Network:
+    try:
+        pool = ip_network(text, strict=True)
+    except ValueError as exc:
+        raise UsageError(f"{where} {text!r}: not an IPv4 network ({exc})") from None
+    if pool.version != 4 or pool.prefixlen > OUTER_PREFIX or not pool.is_private:
+        raise UsageError(f"{where} {text!r}: a private IPv4 network of /{OUTER_PREFIX} or larger "
+                         f"(e.g. {DEFAULT_POOL}), split into one /{OUTER_PREFIX} per lab")
+    assert isinstance(pool, IPv4Network)
+    return pool
+
+
+def used_subnets(client: docker.DockerClient) -> list[IPv4Network]:
+    out = []
     for net in client.networks.list():
         try:
             net.reload()
         except docker.errors.NotFound:
             continue
         for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
-            text = cfg.get("Subnet")
-            if not text:
+            with_subnet = cfg.get("Subnet")
+            if not with_subnet:
                 continue
             try:
-                other = ip_network(text, strict=False)
+                other = ip_network(with_subnet, strict=False)
             except ValueError:
                 continue
-            if other.version == 4 and other.overlaps(subnet):
-                owner = (net.attrs.get("Labels") or {}).get(LABEL_LAB)
-                found.append(f"{net.name} ({text}{', lab ' + owner if owner else ''})")
-    return found
+            if isinstance(other, IPv4Network):
+                out.append(other)
+    return out
 
 
-def create_lan(client: docker.DockerClient, lab: str, topology: Topology) -> Network:
-    net = topology.network
-    pool = docker.types.IPAMPool(
-        subnet=str(net.subnet),
-        gateway=str(net.gateway),
-        aux_addresses={topology.cluster.name: str(topology.cluster.ip)},
-    )
+def free_subnets(client: docker.DockerClient, pool: IPv4Network, skip: Iterable[IPv4Network] = ()
+                 ) -> Iterator[IPv4Network]:
+    """The pool's /24s that overlap no network on the engine (nor ``skip``), lowest first."""
+    taken = [*used_subnets(client), *skip]
+    for candidate in pool.subnets(new_prefix=OUTER_PREFIX):
+        if not any(candidate.overlaps(t) for t in taken):
+            yield candidate
+
+
+def create(client: docker.DockerClient, spec: NetworkSpec) -> Network:
+    pool = docker.types.IPAMPool(subnet=str(spec.subnet), gateway=str(spec.gateway))
     try:
         return client.networks.create(
-            lan_name(lab),
+            spec.name,
             driver="bridge",
-            internal=True,
+            internal=spec.internal,
             ipam=docker.types.IPAMConfig(pool_configs=[pool]),
-            labels=labels(lab, "net"),
+            labels=spec.labels,
             check_duplicate=True,
         )
     except docker.errors.APIError as exc:
         text = str(exc.explanation or exc)
         if "overlap" in text.lower():
-            raise LabStateError(
-                f"cannot create the LAN {net.subnet}: it overlaps a network that exists ({text}); "
-                "labs side by side need distinct subnets"
-            ) from None
-        raise EngineError(f"cannot create network {lan_name(lab)}: {text}") from None
+            raise SubnetTaken(f"subnet {spec.subnet} was taken meanwhile ({text})") from None
+        raise EngineError(f"cannot create network {spec.name}: {text}") from None

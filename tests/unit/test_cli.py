@@ -75,7 +75,12 @@ def test_render_writes_every_host_and_keeps_authkeys_private(
     code, out, _ = run(capsys, "render", "two-node", "--out", str(tmp_path / "r"), "--json")
     assert code == 0, out
     files = json.loads(out)["files"]
-    assert len(files) == 14
+    # per node: 6 configuration files, the lab interface's program, config and hook, the serial end
+    # and its hook; the client: hosts, smb.conf, the lab interface's program and config; the cable's
+    # relay; the disk helper's ogfscf.cf and format script; plan.json
+    assert len(files) == 2 * 11 + 4 + 1 + 2 + 1
+    plan = json.loads((tmp_path / "r" / "plan.json").read_text())
+    assert [c["host"] for c in plan["containers"]] == ["cable", "fred", "barney", "client"]
     for host in ("fred", "barney", "client"):
         assert (tmp_path / "r" / host / "etc" / "hosts").is_file()
     keys = tmp_path / "r" / "fred" / "etc" / "ha.d" / "authkeys"

