@@ -306,17 +306,19 @@ def cmd_shell(a: argparse.Namespace) -> int:
 def cmd_render(a: argparse.Namespace) -> int:
     from labctl import lifecycle
     from labctl.plan import make_plan
-    from labctl.render import render_lab, write_lab
+    from labctl.render import new_secret, render_lab, write_lab
     from labctl.render.lan import overlay_for
 
     topology = _load(a.topology, a.profile)
     out = Path(a.out)
     pool = lifecycle.subnet_pool(a.pool)
     subnet = next(pool.subnets(new_prefix=24))
-    plan = make_plan(topology, lab=a.lab, lockproto=a.lockproto, outer=subnet)
+    secret = new_secret()
+    plan = make_plan(topology, lab=a.lab, lockproto=a.lockproto, outer=subnet, secret=secret)
     # the plan's files plus each host's /etc/hosts (up gives it as Docker's extra_hosts: Docker owns
     # a container's /etc/hosts), to read and diff
-    written = write_lab(render_lab(topology, lockproto=a.lockproto, overlay=overlay_for(topology, subnet)), out)
+    rendered = render_lab(topology, secret, lockproto=a.lockproto, overlay=overlay_for(topology, subnet))
+    written = write_lab(rendered, out)
     plan_path = out / "plan.json"
     plan_path.write_text(json.dumps(plan.as_dict(), indent=2) + "\n", encoding="utf-8")
     written.append(plan_path)

@@ -11,8 +11,8 @@ from rich.console import Console
 
 from labctl import cli
 from labctl.observe import collect
-from labctl.render import render_lab
 from labctl.observe.share import ShareProbe
+from labctl.render import render_lab
 from labctl.runtime.lab import HostState
 from labctl.topology import load_topology
 

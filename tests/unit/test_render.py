@@ -337,7 +337,8 @@ def test_node_files(seed: Topology) -> None:
 
 def test_trio_renders_its_own_names_and_nothing_of_the_seed(trio: Topology, tmp_path: Path) -> None:
     written = write_lab(render_lab(trio), tmp_path)
-    assert {p.relative_to(tmp_path).parts[0] for p in written} == {"castor", "pollux", "desk", "cable", "disk"}
+    hosts = {p.relative_to(tmp_path).parts[0] for p in written}
+    assert hosts == {"castor", "pollux", "desk", "cable", "disk"}
     text = "\n".join(p.read_text() for p in written if "/usr/local/" not in str(p))  # not the programs
     for word in ("fred", "barney", "fscluster", "192.168.1."):
         assert word not in text
