@@ -86,8 +86,8 @@ def up(
     free = disk.free_space(client, plan.lab, tags["base"])
     if free is not None and topology.disk.size > free:
         raise UsageError(f"{topology.source}: disk.size: {format_size(topology.disk.size)} is more than the "
-                         f"engine has free for volumes ({format_size(free)}): a smaller disk, or free space "
-                         "on the engine")
+                         f"engine has free for volumes ({free / (1 << 30):.1f} GiB in its data root): a "
+                         "smaller disk, or free space on the engine")
     boot_started = time.monotonic()
     claim = apply.claim(client, plan.claim, tags)
     try:

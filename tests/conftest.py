@@ -9,30 +9,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support import wait_for  # noqa: F401  (re-exported until every test imports support)
 
 ROOT = Path(__file__).resolve().parents[1]
 SBIN = ROOT / "ogfs" / "sbin"
 NODE_PYTHON = "/usr/bin/python3"
 NODE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(ROOT), "LC_ALL": "C.UTF-8"}
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll `predicate` until it returns something true (returned) or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 def ogfs_cmd(name: str, *args: object, check: bool = False, env: dict[str, str] | None = None,

@@ -23,6 +23,7 @@ from docker.models.volumes import Volume
 from labctl.errors import LabctlError, LabStateError
 from labctl.plan.model import Role
 from labctl.plan.names import LABEL_LAB, LABEL_ROLE
+from labctl.runtime.context import client_from_environment
 
 __all__ = ["EngineError", "LabStateError"]  # LabStateError: raised by the runtime, defined with the others
 
@@ -44,14 +45,15 @@ def lab_filter(lab: str, role: Role | None = None) -> dict[str, Any]:
 
 
 def connect() -> docker.DockerClient:
-    """A client for the engine ``DOCKER_HOST`` (or the default socket) names; pinged once."""
+    """A client for the engine ``DOCKER_HOST``, else the docker context, names (runtime/context.py);
+    pinged once."""
     try:
-        client = docker.from_env(timeout=120)
+        client = client_from_environment(timeout=120)
         client.ping()
-    except docker.errors.DockerException as exc:
+    except (docker.errors.DockerException, LabctlError, OSError) as exc:
         raise EngineError(
             f"no Docker engine answers ({_short(exc)}): start one, or point DOCKER_HOST at one "
-            "(e.g. DOCKER_HOST=ssh://user@host)"
+            "(e.g. DOCKER_HOST=ssh://user@host) or choose a docker context (DOCKER_CONTEXT=NAME)"
         ) from None
     return client
 

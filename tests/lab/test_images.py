@@ -17,9 +17,8 @@ import tarfile
 import time
 from collections.abc import Iterator
 
-import docker  # noqa: E402
 import pytest
-from conftest import wait_for as poll
+from support import wait_for as poll
 
 from labctl.runtime import images  # noqa: E402
 
@@ -116,17 +115,6 @@ def wait_exit(container, timeout: float) -> dict:
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[docker.DockerClient]:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"no Docker engine answers (CI starts one: .ci/run): {exc}")
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")
