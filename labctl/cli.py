@@ -391,11 +391,14 @@ def cmd_list(a: argparse.Namespace) -> int:
         OUT.print("no lab on this engine (labctl up TOPOLOGY)")
         return 0
     table = Table(box=None, pad_edge=False, header_style="bold")
-    columns = ("lab", "topology", "profile", "lock", "state", "nodes", "holds the cluster IP", "outer subnet")
+    columns = ("lab", "topology", "profile", "lock", "state", "nodes", "holder", "outer subnet")
     for col in columns:
         table.add_column(col)
     for x in labs:
-        nodes = " ".join(f"{n}:{_colour(s)}" for n, s in x.nodes.items()) or "-"
+        # running nodes by name (green), the others with their state: "fred(exited) barney"
+        nodes = " ".join(f"[green]{escape(n)}[/]" if s == "running"
+                         else _colour(s).replace(escape(s), escape(f"{n}({s})"), 1)
+                         for n, s in x.nodes.items()) or "-"
         if len(x.holders) > 1:
             holder = f"[bold red]{', '.join(x.holders)} (split brain!)[/]"
         else:
