@@ -32,6 +32,7 @@ from labctl.topology.sections.client import CLIENT_KEYS, read_client
 from labctl.topology.sections.cluster import CLUSTER_KEYS, read_cluster
 from labctl.topology.sections.disk import DISK_KEYS, PARTITION_KEYS, read_disk
 from labctl.topology.sections.heartbeat import HEARTBEAT_KEYS, PROFILE_KEYS, read_heartbeat
+from labctl.topology.sections.limits import HOST_LIMITS_KEYS, LIMITS_KEYS, read_limits
 from labctl.topology.sections.name import read_lab_name
 from labctl.topology.sections.network import NETWORK_KEYS, read_network
 from labctl.topology.sections.nodes import NODE_KEYS, read_nodes
@@ -45,6 +46,8 @@ __all__ = [
     "CLUSTER_KEYS",
     "DISK_KEYS",
     "HEARTBEAT_KEYS",
+    "HOST_LIMITS_KEYS",
+    "LIMITS_KEYS",
     "NETWORK_KEYS",
     "NODE_KEYS",
     "PARTITION_KEYS",
@@ -73,6 +76,7 @@ TOP_KEYS = (
     "disk",
     "heartbeat",
     "share",
+    "limits",
 )
 
 
@@ -99,6 +103,7 @@ def parse_topology(text: str, path: Path, profile: str | None = None, shown: str
     disk = read_disk(checker, top["disk"]) if top.get("disk") is not None else None
     heartbeat = read_heartbeat(checker, top.get("heartbeat"), profile)
     share = read_share(checker, top.get("share"))
+    limits = read_limits(checker, top.get("limits"))
     if network is not None:
         check_addresses(checker, network, cluster, nodes, client)
     check_host_names(checker, cluster, nodes, client)
@@ -108,7 +113,7 @@ def parse_topology(text: str, path: Path, profile: str | None = None, shown: str
         raise topology_error(checker)
     assert name is not None and network is not None and cluster is not None and nodes is not None
     assert client is not None and serial is not None and disk is not None and heartbeat is not None
-    assert share is not None and description is not None
+    assert share is not None and description is not None and limits is not None
     return Topology(
         name=name,
         source=path,
@@ -124,6 +129,7 @@ def parse_topology(text: str, path: Path, profile: str | None = None, shown: str
         heartbeat_options=heartbeat.options,
         share=share,
         description=description,
+        limits=limits,
     )
 
 

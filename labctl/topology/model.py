@@ -14,6 +14,8 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Literal
 
+from labctl.topology.units import MiB
+
 # Docker object names (networks, volumes, containers) derive from the lab name.
 LAB_NAME_MAX = 40
 LAB_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\Z")
@@ -35,6 +37,16 @@ STOMITH_KINDS: tuple[str, ...] = ("manual", "labctl", "none")
 
 # heartbeat 3.0.6 config.c StringToBaud.
 BAUD_RATES: tuple[int, ...] = (9600, 19200, 38400, 57600, 115200, 230400, 460800)
+
+# Default cgroup limits of each container (memory without swap, number of processes/threads). Chosen
+# so that 50 labs fit a 24 GiB machine: 2 nodes + client + cable = 2 x 192 + 64 + 32 = 480 MiB a lab,
+# 50 labs 23.4 GiB. The pids bounds stop a fork loop in one lab from starving the others.
+DEFAULT_NODE_MEMORY = 192 * MiB
+DEFAULT_NODE_PIDS = 512
+DEFAULT_CLIENT_MEMORY = 64 * MiB
+DEFAULT_CLIENT_PIDS = 128
+DEFAULT_CABLE_MEMORY = 32 * MiB
+DEFAULT_CABLE_PIDS = 32
 
 
 def lab_name_problem(name: str) -> str | None:
@@ -199,6 +211,23 @@ class Share:
 
 
 @dataclass(frozen=True)
+class HostLimits:
+    """The resource bounds of one container: ``memory`` bytes (no swap on top) and ``pids`` tasks."""
+
+    memory: int
+    pids: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource bounds per kind of container: each node, the client, the serial cable."""
+
+    node: HostLimits = HostLimits(DEFAULT_NODE_MEMORY, DEFAULT_NODE_PIDS)
+    client: HostLimits = HostLimits(DEFAULT_CLIENT_MEMORY, DEFAULT_CLIENT_PIDS)
+    cable: HostLimits = HostLimits(DEFAULT_CABLE_MEMORY, DEFAULT_CABLE_PIDS)
+
+
+@dataclass(frozen=True)
 class Topology:
     """A validated lab description. ``heartbeat`` is the selected profile among ``profiles``."""
 
@@ -216,6 +245,7 @@ class Topology:
     heartbeat_options: HeartbeatOptions = field(default_factory=HeartbeatOptions)
     share: Share = field(default_factory=Share)
     description: str = ""
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def subnet(self) -> IPv4Network:

@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 
 import labctl.topology.load as load_mod
 from labctl.errors import LabctlError, TopologyError
-from labctl.topology import Topology, available_topologies, lab_name_problem, load_topology, topologies_dir
+from labctl.topology import (
+    Topology,
+    available_topologies,
+    lab_name_problem,
+    load_topology,
+    model,
+    topologies_dir,
+)
+from labctl.topology.model import HostLimits, Limits
 from labctl.topology.units import format_size, parse_duration_ms, parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,6 +163,7 @@ def _mappings(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 def test_schema_refuses_unknown_keys_everywhere_the_loader_does(tmp_path: Path) -> None:
     validator = jsonschema.Draft202012Validator(schema())
     base = seed_data()
+    base["limits"] = {"node": {"memory": "256MiB"}, "client": {"pids": 64}, "cable": {}}
     for where in _mappings(base):
         if where == ("heartbeat", "profiles"):
             continue  # profile names are free
@@ -189,6 +198,8 @@ def test_loader_keys_match_schema() -> None:
         == load_mod.PROFILE_KEYS
     )
     assert _schema_keys(props["share"]) == load_mod.SHARE_KEYS
+    assert _schema_keys(props["limits"]) == load_mod.LIMITS_KEYS
+    assert _schema_keys(s["$defs"]["host_limits"]) == load_mod.HOST_LIMITS_KEYS
     assert props["serial"]["items"]["properties"]["baud"]["enum"] == list(load_mod.BAUD_RATES)
 
 
@@ -236,6 +247,13 @@ THIRD_NODE = [
     {"name": "fred", "ip": "192.168.1.1", "cid": 0},
     {"name": "barney", "ip": "192.168.1.2", "cid": 1},
     {"name": "wilma", "ip": "192.168.1.3", "cid": 2},
+]
+
+# A layout that is right but for its count: cidev, seven journals, data.
+NINE_PARTITIONS = [
+    {"name": "sda1", "role": "cidev", "size": "16MiB"},
+    *({"name": f"sda{i}", "role": "journal", "size": "8MiB"} for i in range(2, 9)),
+    {"name": "sda9", "role": "data"},
 ]
 
 # (id, edits, key path, text the message must contain, value the message must show)
@@ -560,6 +578,56 @@ CASES: list[tuple[str, dict[str, Any], str, str, str | None]] = [
         "FSCluster",
     ),
     ("nodes-not-a-list", {"nodes": {"fred": "192.168.1.1"}}, "nodes", "must be a list", "fred"),
+    (
+        "too-many-partitions",
+        {"disk.partitions": NINE_PARTITIONS},
+        "disk.partitions",
+        "has 9 partitions, at most 8 are allowed (each is a loop device on the host)",
+        "sda9",
+    ),
+    ("limits-not-a-mapping", {"limits": 5}, "limits", "must be a mapping of node, client, cable", "5"),
+    ("limits-unknown-key", {"limits": {"nodes": {}}}, "limits.nodes", "did you mean 'node'?", None),
+    (
+        "host-limits-unknown-key",
+        {"limits": {"cable": {"mem": "64MiB"}}},
+        "limits.cable.mem",
+        "unknown key (did you mean 'memory'? known keys here: memory, pids)",
+        "64MiB",
+    ),
+    (
+        "host-limits-not-a-mapping",
+        {"limits": {"node": "big"}},
+        "limits.node",
+        "must be a mapping of memory, pids",
+        "big",
+    ),
+    (
+        "memory-below-minimum",
+        {"limits": {"client": {"memory": "31MiB"}}},
+        "limits.client.memory",
+        "must be in 32MiB..16GiB",
+        "31MiB",
+    ),
+    (
+        "memory-above-maximum",
+        {"limits": {"node": {"memory": "17GiB"}}},
+        "limits.node.memory",
+        "must be in 32MiB..16GiB",
+        "17GiB",
+    ),
+    ("memory-bytes-too-few", {"limits": {"node": {"memory": 4096}}}, "limits.node.memory", "32MiB..", "4096"),
+    ("memory-ambiguous", {"limits": {"node": {"memory": "1G"}}}, "limits.node.memory", "ambiguous", "1G"),
+    ("memory-not-a-size", {"limits": {"node": {"memory": True}}}, "limits.node.memory", "not a size", "true"),
+    (
+        "pids-below-minimum",
+        {"limits": {"cable": {"pids": 8}}},
+        "limits.cable.pids",
+        "must be in 16..32768",
+        "8",
+    ),
+    ("pids-above-maximum", {"limits": {"node": {"pids": 40000}}}, "limits.node.pids", "16..32768", "40000"),
+    ("pids-not-an-integer", {"limits": {"node": {"pids": "512"}}}, "limits.node.pids", "an integer", "512"),
+    ("pids-a-boolean", {"limits": {"node": {"pids": True}}}, "limits.node.pids", "an integer", "true"),
 ]
 
 
@@ -747,6 +815,94 @@ def test_topology_error_is_a_labctl_error() -> None:
     assert issubclass(TopologyError, LabctlError)
     assert TopologyError.exit_code == 2 and LabctlError.exit_code == 1
     assert TopologyError("x").problems == ("x",)
+
+
+# --- limits ---------------------------------------------------------------------------------------------
+
+
+def test_limits_default_to_the_model_constants() -> None:
+    t = load_topology("two-node")
+    assert t.limits == Limits()
+    assert t.limits.node == HostLimits(model.DEFAULT_NODE_MEMORY, model.DEFAULT_NODE_PIDS)
+    assert t.limits.client == HostLimits(model.DEFAULT_CLIENT_MEMORY, model.DEFAULT_CLIENT_PIDS)
+    assert t.limits.cable == HostLimits(model.DEFAULT_CABLE_MEMORY, model.DEFAULT_CABLE_PIDS)
+    assert (t.limits.node.memory, t.limits.node.pids) == (192 << 20, 512)
+    assert (t.limits.client.memory, t.limits.client.pids) == (64 << 20, 128)
+    assert (t.limits.cable.memory, t.limits.cable.pids) == (32 << 20, 32)
+
+
+def test_default_limits_fit_fifty_labs_in_24_gib() -> None:
+    limits = Limits()
+    per_lab = 2 * limits.node.memory + limits.client.memory + limits.cable.memory
+    assert per_lab == 480 << 20
+    assert 50 * per_lab <= 24 << 30
+
+
+@pytest.mark.parametrize("section", [None, {}, {"node": None, "client": {}}])
+def test_empty_limits_keep_the_defaults(tmp_path: Path, section: Any) -> None:
+    data = seed_data()
+    data["limits"] = section
+    assert load_topology(str(write(tmp_path, data))).limits == Limits()
+
+
+def test_limits_override_only_what_they_name(tmp_path: Path) -> None:
+    data = seed_data()
+    data["limits"] = {"node": {"memory": "256MiB"}, "client": {"pids": 64}, "cable": {"memory": 33554432}}
+    limits = load_topology(str(write(tmp_path, data))).limits
+    assert limits.node == HostLimits(256 << 20, model.DEFAULT_NODE_PIDS)
+    assert limits.client == HostLimits(model.DEFAULT_CLIENT_MEMORY, 64)
+    assert limits.cable == HostLimits(32 << 20, model.DEFAULT_CABLE_PIDS)
+
+
+def test_limit_bounds_are_inclusive(tmp_path: Path) -> None:
+    data = seed_data()
+    data["limits"] = {"node": {"memory": "16GiB", "pids": 32768}, "cable": {"memory": "32MiB", "pids": 16}}
+    limits = load_topology(str(write(tmp_path, data))).limits
+    assert (limits.node.memory, limits.node.pids) == (16 << 30, 32768)
+    assert (limits.cable.memory, limits.cable.pids) == (32 << 20, 16)
+
+
+def test_limit_problems_are_reported_at_once(tmp_path: Path) -> None:
+    data = seed_data()
+    data["limits"] = {"node": {"memory": "8MiB", "pids": "lots"}, "client": {"cpu": 1}, "desk": {}}
+    path = write(tmp_path, data)
+    assert sorted(refused(path).problems) == sorted(
+        [
+            f"{path}: limits.node.memory: must be in 32MiB..16GiB (got 8MiB)",
+            f"{path}: limits.node.pids: must be an integer 16..32768 (got lots)",
+            f"{path}: limits.client.cpu: unknown key (known keys here: memory, pids) (got 1)",
+            f"{path}: limits.desk: unknown key (known keys here: node, client, cable) (got {{}})",
+        ]
+    )
+
+
+def test_limits_in_the_schema(tmp_path: Path) -> None:
+    validator = jsonschema.Draft202012Validator(schema())
+    data = seed_data()
+    data["limits"] = {"node": {"memory": "256MiB", "pids": 1024}}
+    assert validator.is_valid(data)
+    for bad in ({"node": {"pids": 8}}, {"node": {"memory": 1024}}, {"node": {"pids": "many"}}, {"nodes": {}}):
+        data["limits"] = bad
+        assert not validator.is_valid(data), bad
+
+
+def test_at_most_eight_partitions(tmp_path: Path) -> None:
+    data = seed_data()
+    data["disk"]["partitions"] = NINE_PARTITIONS[:-2] + NINE_PARTITIONS[-1:]
+    assert len(load_topology(str(write(tmp_path, data))).disk.partitions) == 8
+    data["disk"]["partitions"] = NINE_PARTITIONS
+    path = write(tmp_path, data)
+    assert refused(path).problems == (
+        f"{path}: disk.partitions: has 9 partitions, at most 8 are allowed (each is a loop device on the "
+        'host) (got ["sda1", "sda2", "sda3", "sda4", "sda5", "sda6", "sda7", "sda8", "sda9"])',
+    )
+    assert not jsonschema.Draft202012Validator(schema()).is_valid(data)
+
+
+def test_limits_keep_existing_constructors_working() -> None:
+    t = load_topology("two-node")
+    fields = {f: getattr(t, f) for f in Topology.__dataclass_fields__ if f != "limits"}
+    assert Topology(**fields).limits == Limits()
 
 
 # --- units and names ---------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ MIN_CIDEV = 1 * MiB
 MIN_JOURNAL = 8 * MiB
 MIN_DATA = 64 * MiB
 FIRST_PARTITION_START = 1 * MiB
+# Each partition is a loop device on the host (runtime/disk.py), a pool every lab on it draws from.
+MAX_PARTITIONS = 8
 
 PARTITION_NAME_RE = re.compile(r"(?P<disk>[a-z]{2,8})(?P<num>[1-9][0-9]{0,2})\Z")
 FSTYPE_RE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)?\Z")
@@ -54,10 +56,18 @@ def read_disk(c: Checker, data: Any) -> Disk | None:
         items = c.sequence(d["partitions"], "disk.partitions") if d.get("partitions") is not None else None
     except Invalid:
         items = None
+    too_many = items is not None and len(items) > MAX_PARTITIONS
+    if items is not None and too_many:
+        c.error(
+            "disk.partitions",
+            f"has {len(items)} partitions, at most {MAX_PARTITIONS} are allowed (each is a loop device "
+            "on the host)",
+            [p.get("name") if isinstance(p, dict) else p for p in items],
+        )
     if items is None or size is None or fstype is None:
         return None
     parts = _partitions(c, items, size)
-    if parts is None:
+    if parts is None or too_many:
         return None
     return Disk(size, parts, fstype)
 
