@@ -62,12 +62,25 @@ def check_addresses(
         seen[claim.ip] = claim
 
 
+# A host's container is labctl-<lab>-<host>; the serial relay is labctl-<lab>-cable and the helpers
+# labctl-<lab>-helper-<job>, and `labctl render` writes the relay's and the disk helper's files
+# beside the hosts' (render/lab.py), so a host may not take these names.
+RESERVED_HOST_NAMES = frozenset({"cable", "disk"})
+RESERVED_HOST_PREFIX = "helper-"
+
+
 def check_host_names(
     c: Checker, cluster: Cluster | None, nodes: tuple[Node, ...] | None, client: Client | None
 ) -> None:
     """The client and cluster names differ from the nodes' and from each other (/etc/hosts maps each
     name to one address)."""
     names: dict[str, str] = {}
+    hosts = [(f"nodes[{i}].name", n.name) for i, n in enumerate(nodes or ())]
+    hosts += [("client.name", client.name)] if client else []
+    for key, name in hosts:
+        if name in RESERVED_HOST_NAMES or name.startswith(RESERVED_HOST_PREFIX):
+            c.error(key, f"{name} is a name labctl gives its own containers and files (reserved: "
+                    f"{', '.join(sorted(RESERVED_HOST_NAMES))}, {RESERVED_HOST_PREFIX}...)", name)
     if nodes is not None:
         for i, node in enumerate(nodes):
             names.setdefault(node.name, f"nodes[{i}].name")
