@@ -89,9 +89,9 @@ class Filesystem:
         self.dev = Device(dev_path, readonly=opts.readonly, crash_after=opts.crash_after, **kw)
         try:
             self.sb = Superblock.unpack(self.dev.read(SB_BLOCK))
-        except Exception as e:
+        except Exception as err:
             self.dev.close()
-            raise MountError(f"{dev_path}: no ogfs filesystem ({e})") from None
+            raise MountError(f"{dev_path}: no ogfs filesystem ({err})") from None
         if not 0 <= opts.jid < len(self.sb.journals):
             self.dev.close()
             raise MountError(f"{dev_path}: no journal {opts.jid} (the filesystem has "
@@ -112,7 +112,7 @@ class Filesystem:
         self.dirty_inodes: set[Inode] = set()
         self.dirty_ext: set[Inode] = set()
         self.dirty_dirblocks: dict[int, tuple[Dir, int]] = {}
-        self.uninstalled: dict[int, bytes] = {}
+        self.uninstalled: dict[int, bytes | bytearray] = {}
         self.log = journal.Log(self.dev, self.sb.journals[self.jid], self.jid, self.sb.uuid)
         self.last_commit = time.monotonic()
         # unlinked_*: cluster mounts only (fuse_ops.Operations._free_if_unused)
@@ -199,7 +199,7 @@ class Filesystem:
             ino.dir = d
         return ino.dir
 
-    def read_meta(self, blk: int) -> bytes:
+    def read_meta(self, blk: int) -> bytes | bytearray:
         """A metadata block as of the last commit: committed images not yet written home
         (checkpointed) are newer than the device's copy."""
         img = self.uninstalled.get(blk)
@@ -224,7 +224,7 @@ class Filesystem:
         """One journal transaction with everything dirty (called between operations only)."""
         if self.opts.readonly:
             return
-        images: list[tuple[int, bytes]] = []
+        images: list[tuple[int, bytes | bytearray]] = []
         for ino in self.dirty_inodes:
             images.append((ino.addr, ino.pack(self.jid)))
         for ino in self.dirty_ext:

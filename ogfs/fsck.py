@@ -29,6 +29,7 @@ from .layout import (
     UNLINKED,
     USED,
     CorruptBlock,
+    RIndexEntry,
     Superblock,
     bitmap_get,
     bitmap_set,
@@ -41,6 +42,9 @@ from .layout import (
 
 # fsck(8) exit codes
 OK, CORRECTED, UNCORRECTED, OPERATIONAL = 0, 1, 4, 8
+
+# A resource group as read: (entry, generation, free, dinodes, unlinked, bitmap)
+RgrpRead = tuple[RIndexEntry, int, int, int, int, bytearray]
 
 
 @dataclass
@@ -86,14 +90,14 @@ def _superblock(dev: Device, rep: Report) -> Superblock | None:
         return None
 
 
-def _check_meta(dev: Device, sb: Superblock, rep: Report) -> list:
+def _check_meta(dev: Device, sb: Superblock, rep: Report) -> list[RgrpRead]:
     """Resource index, resource group headers and journal heads; returns the rgrps read."""
-    rgrps = []
+    rgrps: list[RgrpRead] = []
     try:
         ri = unpack_rindex([dev.read(sb.rindex_start + i) for i in range(sb.rindex_blocks)],
                            sb.rgrp_count)
-    except (CorruptBlock, OSError) as e:
-        rep.error(f"resource index: {e}")
+    except (CorruptBlock, OSError) as err:
+        rep.error(f"resource index: {err}")
         return rgrps
     for i, e in enumerate(ri):
         try:
@@ -159,7 +163,8 @@ def _replay_all(path: str, rep: Report) -> None:
 class Walker:
     """One pass over the tree, then a comparison of what was found with what the bitmaps say."""
 
-    def __init__(self, dev: Device, sb: Superblock, rgrps: list, rep: Report, repair: bool) -> None:
+    def __init__(self, dev: Device, sb: Superblock, rgrps: list[RgrpRead], rep: Report,
+                 repair: bool) -> None:
         self.dev, self.sb, self.rep, self.repair = dev, sb, rep, repair
         self.rgrps = rgrps  # (entry, gen, free, dinodes, unlinked, bitmap)
         self.expect: dict[int, int] = {}   # block -> state the walk says it must have

@@ -21,9 +21,9 @@ import os
 import reprlib
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import wraps
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pyfuse3
 
@@ -35,13 +35,18 @@ from .memexp.protocol import EX, INODE, IOPEN, NONDISK, RENAME_LOCK, RGRP, SH, T
 
 log = logging.getLogger("ogfs")
 LOCK_AHEAD = 32  # at most this many blocks (and glocks) are reserved for the next new inodes
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _errors(fn: Callable[Concatenate[Operations, P], Awaitable[R]]
+            ) -> Callable[Concatenate[Operations, P], Coroutine[Any, Any, R]]:
+    """A request handler's exceptions as pyfuse3 wants them (FUSEError); the signature stays
+    visible to mypy, which checks it against pyfuse3.Operations."""
     @wraps(fn)
-    async def wrapper(self: Operations, *args: Any) -> Any:
+    async def wrapper(self: Operations, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return await fn(self, *args)
+            return await fn(self, *args, **kwargs)
         except FsError as e:
             if e.errno == errno.ENOENT and fn.__name__ not in ("lookup", "getxattr"):
                 log.debug("%s(%s): ENOENT", fn.__name__, ", ".join(reprlib.repr(a) for a in args[:3]))
@@ -208,7 +213,8 @@ class Operations(pyfuse3.Operations):
     # -- lookups and attributes -----------------------------------------------------------
 
     @_errors
-    async def lookup(self, parent_inode: int, name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+    async def lookup(self, parent_inode: int, name: bytes,
+                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         parent = self._addr(parent_inode)
         async with self.held() as h:
             await h.inode(parent, SH)
@@ -216,7 +222,7 @@ class Operations(pyfuse3.Operations):
             await h.inode(addr, SH)
             return self._entry(self.fs.inode(addr))
 
-    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for ino, n in inode_list:
             addr = self._addr(ino)
             try:
@@ -302,15 +308,15 @@ class Operations(pyfuse3.Operations):
             self.fs.after_op()
 
     @_errors
-    async def getattr(self, inode: int, ctx: Any) -> pyfuse3.EntryAttributes:
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         addr = self._addr(inode)
         async with self.held() as h:
             await h.inode(addr, SH)
             return self._entry(self.fs.inode(addr), counted=False)
 
     @_errors
-    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: Any, fh: int | None,
-                      ctx: Any) -> pyfuse3.EntryAttributes:
+    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
+                      fh: int | None, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         addr = self._addr(inode)
         async with self.held() as h:
             await h.inode(addr, EX)
@@ -328,14 +334,14 @@ class Operations(pyfuse3.Operations):
             return self._entry(i, counted=False)
 
     @_errors
-    async def readlink(self, inode: int, ctx: Any) -> bytes:
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
         addr = self._addr(inode)
         async with self.held() as h:
             await h.inode(addr, SH)
             return self.fs.readlink(addr)
 
     @_errors
-    async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         s = self.fs.statfs(fresh=not isinstance(self.locks, NoLocks))
         d = pyfuse3.StatvfsData()
         d.f_bsize = d.f_frsize = s["bsize"]
@@ -380,24 +386,25 @@ class Operations(pyfuse3.Operations):
 
     @_errors
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
-                    ctx: Any) -> pyfuse3.EntryAttributes:
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return self._entry(await self._new(
             parent_inode, lambda p: self.fs.create(p, name, mode, ctx.uid, ctx.gid, rdev)))
 
     @_errors
-    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> pyfuse3.EntryAttributes:
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int,
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return self._entry(await self._new(
             parent_inode, lambda p: self.fs.mkdir(p, name, mode, ctx.uid, ctx.gid)))
 
     @_errors
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,
-                      ctx: Any) -> pyfuse3.EntryAttributes:
+                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return self._entry(await self._new(
             parent_inode, lambda p: self.fs.symlink(p, name, target, ctx.uid, ctx.gid), 2))
 
     @_errors
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
-                   ctx: Any) -> pyfuse3.EntryAttributes:
+                   ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         addr, parent = self._addr(inode), self._addr(new_parent_inode)
         async with self.held() as h:
             await h.inode(parent, EX)
@@ -416,16 +423,16 @@ class Operations(pyfuse3.Operations):
             await self._free_if_unused(addr)
 
     @_errors
-    async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         await self._remove(parent_inode, name, self.fs.unlink)
 
     @_errors
-    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         await self._remove(parent_inode, name, self.fs.rmdir)
 
     @_errors
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
-                     name_new: bytes, flags: int, ctx: Any) -> None:
+                     name_new: bytes, flags: int, ctx: pyfuse3.RequestContext) -> None:
         op, np = self._addr(parent_inode_old), self._addr(parent_inode_new)
         async with self.held() as h:
             if op != np:  # GFS serialises cross-directory renames cluster-wide
@@ -457,7 +464,7 @@ class Operations(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
 
     @_errors
-    async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         addr = self._addr(inode)
         async with self.held() as h:
             await h.inode(addr, EX if flags & os.O_TRUNC else SH)
@@ -469,7 +476,7 @@ class Operations(pyfuse3.Operations):
 
     @_errors
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
-                     ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+                     ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         try:
             i = await self._new(parent_inode, lambda p: self.fs.create(p, name, mode, ctx.uid, ctx.gid))
         except FsError as e:
@@ -544,7 +551,7 @@ class Operations(pyfuse3.Operations):
     # -- directories ----------------------------------------------------------------------
 
     @_errors
-    async def opendir(self, inode: int, ctx: Any) -> int:
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
         addr = self._addr(inode)
         async with self.held() as h:
             await h.inode(addr, SH)
@@ -554,7 +561,7 @@ class Operations(pyfuse3.Operations):
             return fh
 
     @_errors
-    async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         entries = self.dirhandles[fh]
         for k in range(start_id, len(entries)):
             name, addr = entries[k]
@@ -582,28 +589,28 @@ class Operations(pyfuse3.Operations):
     # -- extended attributes ----------------------------------------------------------------
 
     @_errors
-    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
         addr = self._addr(inode)
         async with self.held() as h:
             await h.inode(addr, EX)
             self.fs.setxattr(addr, name, value)
 
     @_errors
-    async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         addr = self._addr(inode)
         async with self.held() as h:
             await h.inode(addr, SH)
             return self.fs.getxattr(addr, name)
 
     @_errors
-    async def listxattr(self, inode: int, ctx: Any) -> list[bytes]:
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
         addr = self._addr(inode)
         async with self.held() as h:
             await h.inode(addr, SH)
             return self.fs.listxattr(addr)
 
     @_errors
-    async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
+    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         addr = self._addr(inode)
         async with self.held() as h:
             await h.inode(addr, EX)

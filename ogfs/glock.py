@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,7 +50,7 @@ class Answer(Protocol):
 
 class Requester(Protocol):
     async def lock(self, name: Name, state: int, flags: int) -> int: ...
-    async def lock_many(self, names: list[Name], state: int, flags: int) -> list[Answer]: ...
+    async def lock_many(self, names: list[Name], state: int, flags: int) -> Sequence[Answer]: ...
     async def demote(self, name: Name, state: int) -> None: ...
 
 

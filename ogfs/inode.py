@@ -158,7 +158,7 @@ class Inode:
         return out
 
     @classmethod
-    def unpack(cls, addr: int, buf: bytes) -> tuple[Inode, int, list[int]]:
+    def unpack(cls, addr: int, buf: bytes | bytearray) -> tuple[Inode, int, list[int]]:
         """(inode, payload kind, extent block addresses still to read if indirect)."""
         gen = check(buf, T_DINODE)
         (a, mode, uid, gid, nlink, size, _blocks, atime, mtime, ctime, rdev, flags, kind, xlen,

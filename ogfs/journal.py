@@ -130,7 +130,7 @@ class Log:
     def used(self) -> int:
         return self.pos - 1
 
-    def commit(self, blocks: Iterable[tuple[int, bytes]]) -> None:
+    def commit(self, blocks: Iterable[tuple[int, bytes | bytearray]]) -> None:
         """Append one transaction.  The caller checkpoints first if there is no room."""
         items = list(blocks)
         if not self.space_for(len(items)):
@@ -153,7 +153,7 @@ class Log:
         self.seq += 1
         self.commits += 1
 
-    def checkpoint(self, installed: Iterable[tuple[int, bytes]], flags: int = 0) -> None:
+    def checkpoint(self, installed: Iterable[tuple[int, bytes | bytearray]], flags: int = 0) -> None:
         """Write committed images home, then empty the log with a new head."""
         for blk, img in installed:
             self.dev.write(blk, img)

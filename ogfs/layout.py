@@ -48,7 +48,7 @@ def seal(buf: bytearray, btype: int, generation: int, jid: int = 0) -> bytearray
     return buf
 
 
-def header(buf: bytes) -> tuple[int, int, int]:
+def header(buf: bytes | bytearray) -> tuple[int, int, int]:
     """(type, generation, jid) of a metadata block, or raise CorruptBlock."""
     magic, btype, fmt, gen, jid, crc = _HDR.unpack_from(buf, 0)
     if magic != MAGIC:
@@ -62,7 +62,7 @@ def header(buf: bytes) -> tuple[int, int, int]:
     return btype, gen, jid
 
 
-def check(buf: bytes, want: int) -> int:
+def check(buf: bytes | bytearray, want: int) -> int:
     """Verify a block is a valid `want` block; return its generation."""
     btype, gen, _ = header(buf)
     if btype != want:
@@ -181,7 +181,7 @@ RG_BITMAP_OFF = 64
 RG_MAX_BLOCKS = (BLOCK - RG_BITMAP_OFF) * 4  # 16128 blocks (63 MiB) per resource group
 
 
-def pack_rgrp(free: int, dinodes: int, unlinked: int, bitmap: bytes, generation: int,
+def pack_rgrp(free: int, dinodes: int, unlinked: int, bitmap: bytes | bytearray, generation: int,
               jid: int) -> bytearray:
     buf = bytearray(BLOCK)
     RG_FIXED.pack_into(buf, HDR_SIZE, free, dinodes, unlinked, 0)
@@ -189,7 +189,7 @@ def pack_rgrp(free: int, dinodes: int, unlinked: int, bitmap: bytes, generation:
     return seal(buf, T_RGRP, generation, jid)
 
 
-def unpack_rgrp(buf: bytes) -> tuple[int, int, int, int, bytearray]:
+def unpack_rgrp(buf: bytes | bytearray) -> tuple[int, int, int, int, bytearray]:
     """(generation, free, dinodes, unlinked, bitmap)"""
     gen = check(buf, T_RGRP)
     free, dinodes, unlinked, _ = RG_FIXED.unpack_from(buf, HDR_SIZE)
@@ -254,7 +254,7 @@ def pack_extents(extents: list[Extent]) -> bytes:
     return b"".join(EXTENT.pack(*e) for e in extents)
 
 
-def unpack_extents(raw: bytes, count: int) -> list[Extent]:
+def unpack_extents(raw: bytes | bytearray, count: int) -> list[Extent]:
     return [EXTENT.unpack_from(raw, i * EXTENT.size) for i in range(count)]
 
 
@@ -266,7 +266,7 @@ def pack_ext_block(extents: list[Extent], generation: int, jid: int) -> bytearra
     return seal(buf, T_EXT, generation, jid)
 
 
-def unpack_ext_block(buf: bytes) -> tuple[int, list[Extent]]:
+def unpack_ext_block(buf: bytes | bytearray) -> tuple[int, list[Extent]]:
     gen = check(buf, T_EXT)
     (n,) = struct.unpack_from(">I", buf, HDR_SIZE)
     return gen, unpack_extents(buf[EXT_BLOCK_OFF:], n)
@@ -296,7 +296,7 @@ def pack_dir_block(entries: dict[bytes, tuple[int, int]], generation: int, jid: 
     return seal(buf, T_DIR, generation, jid)
 
 
-def unpack_dir_block(buf: bytes) -> tuple[int, dict[bytes, tuple[int, int]]]:
+def unpack_dir_block(buf: bytes | bytearray) -> tuple[int, dict[bytes, tuple[int, int]]]:
     gen = check(buf, T_DIR)
     (n,) = struct.unpack_from(">I", buf, HDR_SIZE)
     out = {}

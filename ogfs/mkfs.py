@@ -93,8 +93,8 @@ def mkfs(path: str, lockproto: str = "memexp", locktable: str = "", journals: in
         raise MkfsError("lock table: memexp needs -t <cidev path>, e.g. -t /dev/sda1")
     try:
         dev = Device(path)
-    except OSError as e:
-        raise MkfsError(f"{path}: {e.strerror}") from None
+    except OSError as err:
+        raise MkfsError(f"{path}: {err.strerror}") from None
     try:
         if holds_ogfs(dev) and not force:
             raise MkfsError(f"{path} already holds an ogfs filesystem; use -O to overwrite it")

@@ -29,15 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-t", dest="type", help="type, as fsck(8) passes it (ignored)")
     try:
         a = ap.parse_args(argv)
-    except SystemExit as e:
-        return 16 if e.code else 0
+    except SystemExit as err:
+        return 16 if err.code else 0
     try:
         if a.preen and not a.force:
             rep = fsck.preen(a.device)
         else:
             rep = fsck.full(a.device, repair=a.yes)
-    except OSError as e:
-        print(f"fsck.ogfs: {a.device}: {e.strerror or e}", file=sys.stderr)
+    except OSError as err:
+        print(f"fsck.ogfs: {a.device}: {err.strerror or err}", file=sys.stderr)
         return fsck.OPERATIONAL
     for w in rep.warnings if a.verbose else [w for w in rep.warnings if "journal" in w]:
         print(f"fsck.ogfs: {a.device}: warning: {w}")

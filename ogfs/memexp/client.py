@@ -217,8 +217,8 @@ class LockClient:
             raise MemexpError(f"withdrawn: {self.withdrawn}")
         msgs, answers = [], []
         for name in names:
-            msg = {"op": "LOCK", "id": next(self._ids), "name": list(name), "state": state,
-                   "flags": flags}
+            msg: dict[str, Any] = {"op": "LOCK", "id": next(self._ids), "name": list(name),
+                                   "state": state, "flags": flags}
             answer = Answer(name)
             self._pending[msg["id"]] = (msg, answer.event, answer.box)
             msgs.append(msg)

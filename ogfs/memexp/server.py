@@ -185,7 +185,7 @@ class MemexpServer:
             self.nursery = nursery
             nursery.start_soon(self._ticker)
             if self.cidev is not None:
-                nursery.start_soon(self._watch_slots)
+                nursery.start_soon(self._watch_slots, self.cidev)
             await nursery.start(trio.serve_listeners, self._handle, listeners)
             task_status.started()
 
@@ -196,14 +196,14 @@ class MemexpServer:
             self._run(self.table_().tick(self.clock()))
             self._remind()
 
-    async def _watch_slots(self) -> None:
+    async def _watch_slots(self, cidev: str) -> None:
         """End the grace period early: only nodes still writing their disk heartbeat can have
         locks to reclaim.  (At a failover memexpd moves with the dead node's mount: nobody.)"""
         cids = [n.cid for n in self.cfg.nodes]
         try:
-            alive = await trio.to_thread.run_sync(slotwatch.check_slots, self.cidev, -1, cids, log)
+            alive = await trio.to_thread.run_sync(slotwatch.check_slots, cidev, -1, cids, log)
         except OSError as e:
-            log.warning("cannot read the disk heartbeats on %s (%s): full grace period", self.cidev, e)
+            log.warning("cannot read the disk heartbeats on %s (%s): full grace period", cidev, e)
             return
         self._run(self.table_().set_reclaimers([s.cid for s in alive], self.clock()))
 
