@@ -1,4 +1,5 @@
 
+# shellcheck shell=sh
 # --- appended by the labctl node image (docs/images.md, "ha_clustermsg race") ---
 # The stock ha_clustermsg, `(echo ">>>"; cat -; echo "<<<") | cat - >> $HA_FIFO`, writes one message
 # to heartbeat's FIFO in several write(2) calls. When two scripts send at the same moment (mach_down

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Shell functions shared by the lab's heartbeat resource scripts (/etc/ha.d/resource.d/smb, memexpd).
 # POSIX sh. Rules every script follows (ha-stack.md):
 #   G17  `status` prints "<name> is running" or "<name> is stopped": ResourceManager reads the text
@@ -8,6 +9,7 @@
 # Exit codes are LSB's: 0 ok, 1 generic error, 2 usage, 3 (status) stopped, 5 not installed,
 # 6 not configured.
 
+# shellcheck disable=SC2034 # used by the scripts that source this file
 DETACH=/usr/local/sbin/labctl-detach
 
 # pids whose executable is $1 (an absolute path, or a pattern such as /usr/libexec/samba/*).
