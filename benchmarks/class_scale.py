@@ -6,8 +6,9 @@
 
 For each N in --sizes (stopping at the first N the machine refuses):
 
-up        bring N labs up: `labctl up two-node --lab <prefix>-<i>`, --parallel at a time (labctl's
-          own criterion: each returns when its share serves).  Wall time for all N, and per lab.
+up        grow the class to N labs: `labctl up two-node --lab <prefix>-<i>` for the labs the last
+          size did not have, --parallel at a time (labctl's own criterion: each returns when its
+          share serves), beside the ones already running.  Wall time and median per lab.
           The first size also times --serial-sample labs one by one (each up alone) for the
           per-lab figure without contention.
 memory    every lab container's memory as `docker stats` counts it (usage less inactive page
@@ -19,7 +20,7 @@ outage    in one lab, a probe in its client puts/gets a file every 100 ms (the p
           lab_failover.py) while `labctl fail fred` kills the node: the client-observed gap, with
           the N - 1 other labs idling.  Target: within deadtime + 2 s.
 
-Labs are taken down after each size (and on failure or Ctrl-C).  Prints figures; asserts nothing.
+Every lab is taken down at the end (also on failure or Ctrl-C).  Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from lab_failover import (  # noqa: E402  # noqa: E402
     STEADY_AFTER,
     BenchError,
     Labctl,
-    memory,
     one_outage,
     running_for,
     served_by,
@@ -84,17 +84,28 @@ def down_all(prefix: str) -> None:
         list(pool.map(lambda n: Labctl(n)("down", "--lab", n, check=False, timeout=900), names))
 
 
+def _stats(engine: docker.DockerClient, prefix: str) -> list[dict[str, Any]]:
+    """One stats sample of every running container of the class, read in parallel: ``one_shot`` skips
+    the engine's second sample (a second each), which would make 400 containers take minutes."""
+    mine = [c for c in engine.containers.list(filters={"label": "labctl.lab"})
+            if c.labels.get("labctl.lab", "").startswith(prefix + "-")]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(lambda c: c.stats(stream=False, one_shot=True), mine))
+
+
 def cpu_seconds(engine: docker.DockerClient, prefix: str) -> float:
+    return sum(s["cpu_stats"]["cpu_usage"]["total_usage"] for s in _stats(engine, prefix)) / 1e9
+
+
+def class_memory(engine: docker.DockerClient, prefix: str) -> float:
+    """Bytes in use as `docker stats` counts them (usage less inactive page cache), summed."""
     total = 0
-    for c in engine.containers.list(filters={"label": "labctl.lab"}):
-        if not c.labels.get("labctl.lab", "").startswith(prefix + "-"):
-            continue
-        total += c.stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"]
-    return total / 1e9
-
-
-def class_memory(engine: docker.DockerClient, names: list[str]) -> float:
-    return sum(sum(memory(engine, n).values()) for n in names)
+    for s in _stats(engine, prefix):
+        m = s.get("memory_stats", {})
+        usage, st = m.get("usage", 0), m.get("stats", {})
+        inactive = st.get("total_inactive_file", st.get("inactive_file", 0))
+        total += usage - inactive if inactive < usage else usage
+    return total
 
 
 def outage_in(name: str, profile: str) -> dict[str, Any]:
@@ -134,6 +145,7 @@ def main() -> int:
         Labctl("build")("build", timeout=1800)
         down_all(a.prefix)
         serial_each: list[float] = []
+        running: list[str] = []
         for size in sizes:
             names = lab_names(a.prefix, size)
             row: dict[str, Any] = {"labs": size}
@@ -145,7 +157,9 @@ def main() -> int:
                 row["one_by_one_s"] = statistics.median(serial_each)
                 for n in names[: a.serial_sample]:
                     Labctl(n)("down", "--lab", n, timeout=900)
-            wall, each, failures = up_many(names, a.profile, a.parallel)
+            # the class grows: labs of the last size keep running, the new ones join them
+            wall, each, failures = up_many(names[len(running):], a.profile, a.parallel)
+            running = names
             row.update(up_wall_s=wall, up_each_median_s=statistics.median(each), failures=failures)
             print(f"[{size}] up {wall:.0f} s ({statistics.median(each):.1f} s median per up, "
                   f"{a.parallel} at a time); {len(failures)} failed", file=sys.stderr)
@@ -154,7 +168,7 @@ def main() -> int:
                 rows.append(row)
                 print(f"[{size}] the machine refused: {failures[0]}", file=sys.stderr)
                 break
-            row["memory_per_lab_mb"] = class_memory(engine, names) / size / MB
+            row["memory_per_lab_mb"] = class_memory(engine, a.prefix) / size / MB
             c0, t0 = cpu_seconds(engine, a.prefix), time.monotonic()
             time.sleep(a.idle)  # the measurement window itself: nothing to wait for
             c1, t1 = cpu_seconds(engine, a.prefix), time.monotonic()
@@ -166,7 +180,6 @@ def main() -> int:
                   f"{row['idle_cpu_pct_per_lab']:.2f} % of a core/lab, outage {o['outage']:.1f} s "
                   f"(target {o['deadtime'] + 2:.0f} s)", file=sys.stderr)
             rows.append(row)
-            down_all(a.prefix)
     except KeyboardInterrupt:
         code = 130
     except (BenchError, subprocess.TimeoutExpired, docker.errors.DockerException) as exc:
