@@ -335,6 +335,52 @@ def cmd_render(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from ipaddress import IPv4Network
+
+    from labctl.export.compose import (
+        DEFAULT_SUBNET,
+        PLACEHOLDER_SECRET,
+        compose_project,
+        differences,
+        write_export,
+    )
+    from labctl.render.authkeys import new_secret, render_authkeys
+
+    topology = _load(a.topology, a.profile)
+    try:
+        subnet = IPv4Network(a.subnet) if a.subnet else DEFAULT_SUBNET
+    except ValueError as exc:
+        raise _bad(f"--subnet {a.subnet!r}: {exc}") from None
+    if subnet.prefixlen != 24 or not subnet.is_private:
+        raise _bad(f"--subnet {subnet}: a private /24 (the lab's outer network)")
+    secret = new_secret() if a.secret == "random" else (a.secret or PLACEHOLDER_SECRET)
+    try:
+        render_authkeys(secret)
+    except ValueError as exc:
+        raise _bad(f"--secret: {exc}") from None
+    files = compose_project(topology, lab=a.lab, lockproto=a.lockproto, subnet=subnet, secret=secret)
+    out = Path(a.out)
+    if a.check:
+        problems = differences(files, out)
+        if a.json:
+            _emit_json({"out": str(out), "current": not problems, "differences": problems})
+        else:
+            for line in problems:
+                OUT.print(escape(line))
+            OUT.print(f"{out}: " + ("[green]as a fresh export[/]" if not problems else
+                                    f"[red]{len(problems)} differences from a fresh export[/]"))
+        return 0 if not problems else 1
+    written = write_export(files, out)
+    if a.json:
+        _emit_json({"topology": a.topology, "out": str(out), "files": [str(p) for p in written]})
+        return 0
+    OUT.print(f"wrote {len(written)} files to {escape(str(out))}: docker-compose.yml and files/ of lab "
+              f"{a.lab or topology.name} (outer {subnet}); labctl build makes its images, then: cd "
+              f"{escape(str(out))} && docker-compose up -d")
+    return 0
+
+
 def cmd_build(a: argparse.Namespace) -> int:
     from labctl.runtime import engine, images
 
@@ -586,6 +632,36 @@ def build_parser() -> argparse.ArgumentParser:
     pool_opt(q)
     json_opt(q)
     q.set_defaults(func=cmd_render)
+
+    q = verb(
+        "export",
+        "write a lab as a docker-compose project (compose/two-node/ is one)",
+        "Write the lab's plan (the one up applies) as a compose project for docker-compose 1.29: "
+        "docker-compose.yml and files/, the rendered files of every container. A disk service makes, "
+        "attaches and detaches the loop devices; the nodes make their partitions from its list. The "
+        "export is reproducible: a fixed outer /24 (compose cannot pick a free one), a fixed "
+        "placeholder heartbeat secret unless --secret is given. Needs no Docker engine.",
+        "example:\n  labctl export compose two-node --out compose/two-node\n"
+        "  cd compose/two-node && docker-compose up -d && labctl status --lab two-node\n"
+        "  labctl export compose two-node --out compose/two-node --check   # exit 1 if it drifted",
+    )
+    q.add_argument("format", choices=["compose"], help="what to write (compose: docker-compose 1.29)")
+    q.add_argument("topology", help="a shipped topology or a path to a .yaml file")
+    q.add_argument("--out", required=True, metavar="DIR",
+                   help="where to write (a new or empty directory, or an earlier export: its files/ is "
+                   "replaced)")
+    lab_opt(q, "the topology's name; LABCTL_LAB in the compose environment overrides it")
+    q.add_argument("--profile", help="heartbeat timing profile")
+    q.add_argument("--lockproto", choices=LOCKPROTOS, default="memexp", help="as for up")
+    q.add_argument("--subnet", metavar="CIDR",
+                   help="the outer /24, fixed in the file (default 10.213.255.0/24: the default pool's last)")
+    q.add_argument("--secret", metavar="TEXT",
+                   help="heartbeat's authkeys secret (default: a fixed placeholder, so the export is "
+                   "reproducible; 'random' makes a fresh one)")
+    q.add_argument("--check", action="store_true",
+                   help="write nothing: exit 1 if DIR differs from a fresh export (content, executable bits)")
+    json_opt(q)
+    q.set_defaults(func=cmd_export)
 
     q = verb("list", "the labs on this engine: state, who holds the group",
              "Every lab on the engine (found by its labels): its topology, profile, lock protocol, state "
