@@ -67,7 +67,10 @@ def _cluster_ip_holders(rec: LabRecord) -> list[str]:
     iface = lab.topology.network.interface
     held = []
     for node in running:
-        res = lab.exec(node, ["ip", "-4", "-o", "addr", "show", "dev", iface], timeout=10)
+        try:
+            res = lab.exec(node, ["ip", "-4", "-o", "addr", "show", "dev", iface], timeout=10)
+        except LabctlError:  # it stopped since the record was read
+            continue
         if res.ok and any(f" {ip}/" in line for line in res.output.splitlines()):
             held.append(node)
     return held

@@ -350,26 +350,35 @@ def lab_records(client: docker.DockerClient | None = None) -> list[LabRecord]:
     client = client or connect()
     out = []
     for name in lab_names(client):
-        objs = lab_objects(client, name)
-        hosts, roles, record = {}, {}, {}
-        created = ""
-        for c in objs.containers:
-            role = c.labels.get(LABEL_ROLE, "")
-            if role == "lab":
-                record = c.labels
-                created = str(c.attrs.get("Created", ""))[:19]
-            elif role in ("node", "client"):
-                host = c.labels.get(LABEL_HOST, c.name)
-                hosts[host], roles[host] = c.status, role
-                record = record or c.labels
-        subnet = ""
-        for n in objs.networks:
-            cfg = (n.attrs.get("IPAM") or {}).get("Config") or []
-            subnet = next((str(x.get("Subnet")) for x in cfg if x.get("Subnet")), subnet)
-        text = record.get(LABEL_TOPOLOGY, "")
-        topo = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                     if line.startswith("name:")), "")
-        out.append(LabRecord(name, topo, record.get(LABEL_SOURCE, ""), record.get(LABEL_PROFILE, ""),
-                             record.get(LABEL_LOCKPROTO, ""), created, subnet, dict(sorted(hosts.items())),
-                             roles))
+        for _attempt in range(5):
+            try:
+                out.append(_record(client, name))
+                break
+            except docker.errors.NotFound:
+                continue  # an object went away between the list and its inspect (a down under way)
     return out
+
+
+def _record(client: docker.DockerClient, name: str) -> LabRecord:
+    """One lab's record; NotFound when one of its objects goes away meanwhile."""
+    objs = lab_objects(client, name)
+    hosts, roles, record = {}, {}, {}
+    created = ""
+    for c in objs.containers:
+        role = c.labels.get(LABEL_ROLE, "")
+        if role == "lab":
+            record = c.labels
+            created = str(c.attrs.get("Created", ""))[:19]
+        elif role in ("node", "client"):
+            host = c.labels.get(LABEL_HOST, c.name)
+            hosts[host], roles[host] = c.status, role
+            record = record or c.labels
+    subnet = ""
+    for n in objs.networks:
+        cfg = (n.attrs.get("IPAM") or {}).get("Config") or []
+        subnet = next((str(x.get("Subnet")) for x in cfg if x.get("Subnet")), subnet)
+    text = record.get(LABEL_TOPOLOGY, "")
+    topo = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                 if line.startswith("name:")), "")
+    return LabRecord(name, topo, record.get(LABEL_SOURCE, ""), record.get(LABEL_PROFILE, ""),
+                     record.get(LABEL_LOCKPROTO, ""), created, subnet, dict(sorted(hosts.items())), roles)

@@ -77,10 +77,10 @@ def check_host_names(
     names: dict[str, str] = {}
     hosts = [(f"nodes[{i}].name", n.name) for i, n in enumerate(nodes or ())]
     hosts += [("client.name", client.name)] if client else []
-    for key, name in hosts:
-        if name in RESERVED_HOST_NAMES or name.startswith(RESERVED_HOST_PREFIX):
-            c.error(key, f"{name} is a name labctl gives its own containers and files (reserved: "
-                    f"{', '.join(sorted(RESERVED_HOST_NAMES))}, {RESERVED_HOST_PREFIX}...)", name)
+    for key, host in hosts:
+        if host in RESERVED_HOST_NAMES or host.startswith(RESERVED_HOST_PREFIX):
+            c.error(key, f"{host} is a name labctl gives its own containers and files (reserved: "
+                    f"{', '.join(sorted(RESERVED_HOST_NAMES))}, {RESERVED_HOST_PREFIX}...)", host)
     if nodes is not None:
         for i, node in enumerate(nodes):
             names.setdefault(node.name, f"nodes[{i}].name")
