@@ -689,6 +689,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _report(verb: str, text: str) -> None:
+    lines = text.splitlines() or [text]
+    ERR.print(f"[red]labctl {verb}:[/] {escape(lines[0])}")
+    for line in lines[1:]:
+        ERR.print(escape(line))
+
+
 def hoist_lab(argv: Sequence[str]) -> tuple[list[str], str | None]:
     """``--lab NAME`` (or ``--lab=NAME``) wherever it stands before ``--``: taken out of ``argv`` so
     ``labctl --lab x exec fred -- cmd`` and ``labctl exec fred --lab x -- cmd`` mean the same, and
@@ -723,10 +730,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except LabctlError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
-            ERR.print(f"[red]labctl {args.verb}:[/] {escape(line)}" if line == str(exc).splitlines()[0]
-                      else escape(line))
+        _report(args.verb, str(exc) or type(exc).__name__)
         return exc.exit_code
+    except Exception as exc:
+        # The engine's client library raises its own errors (docker.errors, requests, urllib3) where
+        # a call was not wrapped: say what the engine answered, with the type so it can be found,
+        # rather than a traceback. Anything else is a bug in labctl and keeps its traceback.
+        if type(exc).__module__.split(".")[0] not in ("docker", "requests", "urllib3"):
+            raise
+        _report(args.verb, f"the Docker engine answered {type(exc).__name__}: {exc}")
+        return 1
     except KeyboardInterrupt:
         ERR.print(f"[yellow]labctl {args.verb}: interrupted[/]")
         return 130

@@ -264,10 +264,15 @@ class Lab:
         if c is None:
             raise LabStateError(f"{host}: its container does not exist")
         kw: dict[str, Any] = {"stdout": True, "stderr": True, "tail": tail if tail is not None else "all"}
-        if follow:
-            yield from c.logs(stream=True, follow=True, **kw)
-        else:
-            yield c.logs(**kw)
+        try:
+            if follow:
+                yield from c.logs(stream=True, follow=True, **kw)
+            else:
+                yield c.logs(**kw)
+        except docker.errors.NotFound:
+            raise LabStateError(f"{host}: its container went away") from None
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{host}: cannot read its output: {exc.explanation or exc}") from None
 
     def file_logs(self, host: str, paths: list[str], follow: bool = False, tail: int | None = None
                   ) -> Iterator[bytes]:

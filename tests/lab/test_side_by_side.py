@@ -131,7 +131,7 @@ def test_two_concurrent_ups_of_one_name_give_one_lab(three: tuple[str, ...], lc:
     try:
         results = _up_together(lc, (RACE, RACE))
         codes = sorted(code for code, _, _ in results)
-        assert codes == [0, 3], results
+        assert codes == [0, 3], "\n".join(f"--- exit {code}\n{out}\n{err}" for code, out, err in results)
         refused = next(err for code, _, err in results if code == 3)
         assert f"lab {RACE}" in refused, refused
         st = lc.status(RACE)
