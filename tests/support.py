@@ -1,10 +1,12 @@
 """Helpers shared by tests of every kind (a plain module: conftest.py files hold only fixtures).
 
-Importable as ``support`` because pytest puts ``tests/`` on sys.path, as it does for conftest.
+Importable as ``support`` from any test directory: pyproject.toml's ``[tool.pytest.ini_options]
+pythonpath`` puts ``tests/`` on sys.path before anything is collected, whatever the import mode.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,3 +22,11 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on at `host` right now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port

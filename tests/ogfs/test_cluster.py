@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import NODE_ENV, NODE_PYTHON, SBIN, LoopDevice, Mount, ogfs_cmd, wait_for
+from ogfsrun import NODE_ENV, NODE_PYTHON, SBIN, LoopDevice, Mount, ogfs_cmd
+from support import free_port, wait_for
 
 from ogfs import slots, slotwatch
 from ogfs.blockdev import Device
@@ -29,12 +30,6 @@ pytestmark = pytest.mark.slow
 
 A_IP, B_IP = "127.0.0.2", "127.0.0.3"
 TIMEOUT = 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

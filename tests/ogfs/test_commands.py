@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, LoopDevice, Mount, ogfs_cmd
+from ogfsrun import ROOT, LoopDevice, Mount, ogfs_cmd
 
 from ogfs import layout
 from ogfs.blockdev import Device

@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import LoopDevice, Mount, ogfs_cmd
+from ogfsrun import LoopDevice, Mount, ogfs_cmd
 from workload import Tree, Workload, matching_snapshot
 
 pytestmark = pytest.mark.slow

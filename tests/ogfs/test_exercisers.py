@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import Mount, ogfs_cmd
+from ogfsrun import Mount, ogfs_cmd
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NODE_ENV, NODE_PYTHON, SBIN, ogfs_cmd, wait_for
+from ogfsrun import NODE_ENV, NODE_PYTHON, SBIN, ogfs_cmd
+from support import free_port, wait_for
 
 from ogfs import cidev, config, slots
 from ogfs.memexp import protocol
@@ -33,12 +34,6 @@ pytestmark = pytest.mark.slow
 IPS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 TIMEOUT = 2
 L1, L2 = [INODE, 25], [INODE, 26]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Node:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Mount, ogfs_cmd, wait_for
+from ogfsrun import Mount, ogfs_cmd
+from support import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[2]
+from ogfs import cidev, config
+from ogfs.config import ClusterConfig, ConfigError, NodeEntry, StomithMethod
 
-from ogfs import cidev, config  # noqa: E402
-from ogfs.config import ClusterConfig, ConfigError, NodeEntry, StomithMethod  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 SEED_FILE = ROOT / "tests" / "data" / "ogfscf.cf"
 

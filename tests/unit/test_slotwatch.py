@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from support import wait_for
 
 from ogfs import cidev, slots, slotwatch
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from support import wait_for
 
 ASSETS = Path(__file__).resolve().parents[2] / "labctl" / "runtime" / "assets"
 
