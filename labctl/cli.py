@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +157,9 @@ def print_status(st: Any) -> None:
         state = _colour(n.state)
         if n.how_down:
             state += f"\n[dim]{escape(n.how_down)}[/]"
-        links = "\n".join(f"{lk.peer} {lk.medium} {_colour(lk.status)}" for lk in n.links) or "-"
+        links = "\n".join(f"{lk.peer} {lk.medium} {_colour(lk.status)}"
+                          + (f" [magenta](cut: {lk.cut_by})[/]" if lk.cut_by else "")
+                          for lk in n.links) or "-"
         # heartbeat tracks what it holds only with auto_failback on/off; in legacy mode rscstatus
         # says "none" on the node that holds everything (docs/images.md), so it is left out
         show_rsc = n.rscstatus and st.auto_failback != "legacy"
@@ -191,6 +193,9 @@ def print_status(st: Any) -> None:
     else:
         verdict = "[yellow]degraded[/]"
     OUT.print(f"cluster: {verdict}" + (" [dim](share not checked)[/]" if st.share is None else ""))
+    for f in st.faults:
+        state = "in effect" if f["since"] else "being applied?"
+        OUT.print(f"[magenta]fault {f['id']}[/] {escape(f['command'])} ({state}): labctl heal {f['id']}")
 
 
 def cmd_status(a: argparse.Namespace) -> int:
@@ -204,59 +209,6 @@ def cmd_status(a: argparse.Namespace) -> int:
     else:
         print_status(st)
     return 0
-
-
-def _fault(kind: str) -> Callable[[argparse.Namespace], int]:
-    def run(a: argparse.Namespace) -> int:
-        from labctl import faults
-        from labctl.observe import wait_until
-        from labctl.runtime.lab import Lab
-
-        lab = Lab.find(a.lab, a.node)
-        timeout = getattr(a, "stop_timeout", None)
-        fault = faults.apply(lab, kind, a.node, timeout)
-        report: dict[str, Any] = {"fault": fault.as_dict(), "lab": lab.name}
-        if not a.json:
-            OUT.print(f"[bold]{kind} {a.node}[/]: {escape(fault.detail)} ({fault.took:.1f} s)")
-        wait = getattr(a, "wait", False) or (kind == "recover" and not a.no_wait)
-        if wait:
-            survivors = [n for n in lab.node_names if n != a.node]
-            if kind == "recover":
-                def cond(s: Any) -> bool:
-                    return bool(s.settled)
-
-                what = "the cluster to be whole again"
-            else:
-                def cond(s: Any) -> bool:
-                    return len(survivors) == 1 and s.served_by(survivors[0])
-
-                what = f"{', '.join(survivors)} to hold every resource and serve the share"
-            with ERR.status(f"waiting for {what}") as status:
-                ok, st = wait_until(lab, cond, a.timeout,
-                                    on_poll=lambda s: status.update(f"waiting for {what}: {_brief(s)}"))
-            report["waited"] = {"for": what, "ok": ok, "seconds": round(time.time() - fault.since, 1),
-                                "status": st.as_dict()}
-            if not a.json:
-                if ok:
-                    OUT.print(f"{what}: [green]done[/] {time.time() - fault.since:.1f} s after the {kind}")
-                else:
-                    print_status(st)
-            if not ok:
-                if a.json:
-                    _emit_json(report)
-                raise LabctlError(f"{what}: not within {a.timeout:.0f} s")
-        if a.json:
-            _emit_json(report)
-        return 0
-
-    return run
-
-
-def _brief(s: Any) -> str:
-    nodes = ", ".join(f"{n.name} {n.state}/{n.heartbeat}" for n in s.nodes)
-    res = ", ".join(f"{r.kind}:{'+'.join(r.holders) or '-'}" for r in s.resources)
-    share = "serving" if s.share and s.share.serving else "not serving"
-    return f"{nodes}; {res}; share {share}"
 
 
 def cmd_logs(a: argparse.Namespace) -> int:
@@ -548,35 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     json_opt(q)
     q.set_defaults(func=cmd_status)
 
-    fault_help = {
-        "fail": ("power cut: the node dies at once", "docker kill: the node dies at once, releasing nothing. "
-                 "Its peer declares it dead after heartbeat's deadtime and takes the group over."),
-        "shutdown": ("clean shutdown: resources released, the peer takes over at once",
-                     "The seed's step 11 taken literally: docker stop sends SIGTERM to the node's init, "
-                     "heartbeat stops the group (smb, the mount, memexpd, the IP) and tells its peer, "
-                     "which takes over without waiting for deadtime."),
-        "recover": ("power back: the node boots and rejoins",
-                    "docker start: the node boots (fresh /run, the serial end, heartbeat) and rejoins. With "
-                    "auto_failback on the preferred node takes its group back. Waits until the cluster is "
-                    "whole again (both nodes up, every link up, one holder per resource, share serving)."),
-    }
-    for kind, (short, long) in fault_help.items():
-        q = verb(kind, short, long, f"example:\n  labctl {kind} fred")
-        q.add_argument("node", help="a node of the lab (fred, barney in two-node)")
-        lab_opt(q, "the only lab with that node")
-        if kind == "recover":
-            q.add_argument("--no-wait", action="store_true", help="return once the container runs")
-        else:
-            q.add_argument("--wait", action="store_true",
-                           help="wait until the peer holds every resource and the share serves; "
-                           "print the time")
-        if kind == "shutdown":
-            q.add_argument("--stop-timeout", type=float, metavar="S",
-                           help="seconds heartbeat gets to release before SIGKILL (default 120)")
-        q.add_argument("--timeout", type=float, default=180.0, metavar="S",
-                       help="how long to wait (default 180)")
-        json_opt(q)
-        q.set_defaults(func=_fault(kind))
+    from labctl.cli_faults import add_parsers as fault_parsers
+
+    fault_parsers(verb, lab_opt, json_opt)
 
     q = verb(
         "logs",

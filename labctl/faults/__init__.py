@@ -1,10 +1,14 @@
-"""Faults: what can be done to a lab's nodes, as data (``Fault``) applied through the runtime.
+"""Faults as data: a catalogue of kinds (faults/kinds/), records kept with the lab, one nemesis.
 
-``fail`` is a power cut (``docker kill``: the node dies at once, releasing nothing), ``shutdown``
-the seed's step 11 taken literally (a clean stop: heartbeat gives its resources up and tells its
-peer), ``recover`` power back (the node boots and rejoins).
+``nemesis.apply(lab, "partition", ["fred", "barney"], {"oneway": True})`` makes a fault real and
+returns its record; ``nemesis.heal(lab, "all")`` undoes what is active. docs/faults.md lists the
+catalogue and what each fault shows about the seed's cluster.
 """
 
-from labctl.faults.power import KINDS, Fault, FaultKind, apply
+from labctl.faults.catalogue import Cut, FaultError, FaultKind
+from labctl.faults.kinds import KINDS
+from labctl.faults.nemesis import active, apply, cuts, end, heal, records
+from labctl.faults.record import FaultRecord
 
-__all__ = ["KINDS", "Fault", "FaultKind", "apply"]
+__all__ = ["KINDS", "Cut", "FaultError", "FaultKind", "FaultRecord", "active", "apply", "cuts", "end",
+           "heal", "records"]

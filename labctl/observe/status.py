@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from labctl import faults
+from labctl.faults import Cut
 from labctl.observe.share import ShareProbe
 from labctl.render import resource_line
 from labctl.runtime.lab import HostState, Lab
@@ -26,6 +28,7 @@ class LinkView:
     medium: str  # eth0, /dev/ttyS0 (heartbeat's link names)
     kind: str  # lan, serial
     status: str  # up, dead (cl_status), or unknown / missing
+    cut_by: str = ""  # the id of the labctl fault that stops the peer's traffic to this node here
 
 
 @dataclass
@@ -96,6 +99,7 @@ class LabStatus:
     client: ClientView
     taken_at: float
     took: float
+    faults: list[dict[str, Any]] = field(default_factory=list)  # active fault records (faults/record.py)
 
     def node(self, name: str) -> NodeView:
         return next(n for n in self.nodes if n.name == name)
@@ -175,10 +179,12 @@ def _expected_links(lab: Lab, node: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def _node_view(lab: Lab, name: str, st: HostState, probe: dict[str, Any] | None) -> NodeView:
+def _node_view(lab: Lab, name: str, st: HostState, probe: dict[str, Any] | None,
+               cuts: dict[Cut, str]) -> NodeView:
     ip = str(lab.topology.node(name).ip)
     since = st.started_at if st.running else st.finished_at
-    view = NodeView(name, ip, st.status, st.exit_code, since, "down" if not st.running else "unknown")
+    hb = "unknown" if st.running else "frozen" if st.status == "paused" else "down"
+    view = NodeView(name, ip, st.status, st.exit_code, since, hb)
     if probe is None:
         return view
     if "error" in probe:
@@ -193,7 +199,8 @@ def _node_view(lab: Lab, name: str, st: HostState, probe: dict[str, Any] | None)
             reported[(str(peer["name"]), str(link["name"]))] = str(link.get("status", "unknown"))
     if view.heartbeat == "running":
         for peer, medium, kind in _expected_links(lab, name):
-            view.links.append(LinkView(peer, medium, kind, reported.pop((peer, medium), "missing")))
+            view.links.append(LinkView(peer, medium, kind, reported.pop((peer, medium), "missing"),
+                                       cuts.get(Cut(peer, name, kind), "")))
         for (peer, medium), status in sorted(reported.items()):
             view.links.append(LinkView(peer, medium, "other", status))
     view.holds = [_canonical(r["token"]) for r in probe.get("resources", []) if r.get("held")]
@@ -205,11 +212,13 @@ def collect(lab: Lab, share: bool = True) -> LabStatus:
     started = time.time()
     t = lab.topology
     hosts = list(t.node_names)
-    with ThreadPoolExecutor(max_workers=len(hosts) + 2) as pool:
+    with ThreadPoolExecutor(max_workers=len(hosts) + 3) as pool:
         states = {h: pool.submit(lab.state, h) for h in [*hosts, t.client.name]}
         probes = {h: pool.submit(lab.probe_node, h) for h in hosts}
         share_f = pool.submit(lab.probe_share, False) if share else None
-        node_views = [_node_view(lab, h, states[h].result(), probes[h].result()) for h in hosts]
+        active = faults.active(lab)
+        cut = faults.cuts(lab, active)
+        node_views = [_node_view(lab, h, states[h].result(), probes[h].result(), cut) for h in hosts]
         share_probe: ShareProbe | None = share_f.result() if share_f else None
         client_state = states[t.client.name].result()
     resources = []
@@ -232,6 +241,7 @@ def collect(lab: Lab, share: bool = True) -> LabStatus:
         client=ClientView(t.client.name, str(t.client.ip), client_state.status),
         taken_at=started,
         took=time.time() - started,
+        faults=[r.as_dict() for r in active],
     )
 
 

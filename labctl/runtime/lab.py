@@ -11,6 +11,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,19 @@ from labctl.plan.names import (
     LABEL_HOST,
     LABEL_LAB,
     LABEL_LOCKPROTO,
+    LABEL_OUTER,
     LABEL_PROFILE,
     LABEL_ROLE,
     LABEL_SOURCE,
     LABEL_TOPOLOGY,
+    claim_name,
     object_name,
 )
 from labctl.render.assets import asset_bytes
+from labctl.render.lan import Overlay, overlay_for
 from labctl.runtime.attach import attach_exec
 from labctl.runtime.engine import EngineError, ExecResult, connect, exec_in, lab_names, lab_objects, read_file
+from labctl.runtime.records import RecordStore
 from labctl.topology import parse_topology
 from labctl.topology.model import Topology, lab_name_problem
 
@@ -164,6 +169,8 @@ class Lab:
         if c is None:
             raise LabStateError(f"{host}: its container does not exist (lab {self.name} is incomplete)")
         c.reload()
+        if c.status == "paused":
+            raise LabStateError(f"{host} is frozen: labctl thaw {host}")
         if c.status != "running":
             raise LabStateError(f"{host} is not running ({c.status}): labctl recover {host}")
         return c
@@ -220,6 +227,62 @@ class Lab:
             c.start()
         except docker.errors.APIError as exc:
             raise EngineError(f"cannot start {host}: {exc.explanation or exc}") from None
+
+    def pause(self, host: str) -> None:
+        """Freeze every process of ``host`` (the cgroup freezer, ``docker pause``)."""
+        c = self._running(host)
+        try:
+            c.pause()
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot freeze {host}: {exc.explanation or exc}") from None
+
+    def unpause(self, host: str) -> None:
+        c = self.container(host)
+        if c is None:
+            raise LabStateError(f"{host}: its container does not exist (lab {self.name} is incomplete)")
+        c.reload()
+        if c.status != "paused":
+            raise LabStateError(f"{host} is not frozen ({c.status})")
+        try:
+            c.unpause()
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot thaw {host}: {exc.explanation or exc}") from None
+
+    def restart(self, host: str, timeout: float = STOP_TIMEOUT) -> None:
+        """A reboot: a clean stop (heartbeat gives its resources up), then a start."""
+        c = self.container(host)
+        if c is None:
+            raise LabStateError(f"{host}: its container does not exist (lab {self.name} is incomplete)")
+        try:
+            c.restart(timeout=int(timeout))
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot restart {host}: {exc.explanation or exc}") from None
+
+    # ---- the lab's own objects
+
+    @property
+    def records(self) -> RecordStore:
+        return RecordStore(self.client, self.name)
+
+    def overlay(self) -> Overlay:
+        """The lab's outer addressing (each host's address on the Docker network under the LAN)."""
+        try:
+            claim = self.client.containers.get(claim_name(self.name))
+            subnet = IPv4Network(claim.labels[LABEL_OUTER])
+        except (docker.errors.NotFound, KeyError, ValueError):
+            raise LabStateError(f"lab {self.name}: its claim has no outer subnet (an older labctl made "
+                                f"it, or a down is under way): labctl down --lab {self.name}") from None
+        return overlay_for(self.topology, subnet)
+
+    def cable_exec(self, argv: list[str], timeout: float | None = 30) -> ExecResult:
+        """Run ``argv`` in the lab's serial cable relay (its container has no shell users)."""
+        try:
+            c = self.client.containers.get(object_name(self.name, "cable"))
+        except docker.errors.NotFound:
+            raise LabStateError(f"lab {self.name} has no cable container") from None
+        if c.status != "running":
+            raise LabStateError(f"lab {self.name}: the cable relay is {c.status}")
+        return exec_in(c, argv, timeout)
 
     # ---- looking inside
 

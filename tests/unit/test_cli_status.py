@@ -34,14 +34,29 @@ def probe(node: str, peer: str, held: bool, links: str = "up", rsc: str = "all")
     }
 
 
+class FakeRecords:
+    """The lab's fault records (runtime/records.py keeps them in the claim container) in memory."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def put(self, record_id: str, data: bytes) -> None:
+        self.files[record_id] = data
+
+    def all(self) -> dict[str, bytes]:
+        return dict(self.files)
+
+
 class FakeLab:
     name = "two-node"
     topology = TWO
     lockproto = "memexp"
     node_names = TWO.node_names
+    host_names = (*TWO.node_names, TWO.client.name)
 
     def __init__(self, probes: dict[str, dict[str, Any] | None], serving: bool = True) -> None:
         self.probes, self.serving = probes, serving
+        self.records = FakeRecords()
 
     def state(self, host: str) -> HostState:
         p = self.probes.get(host, {})
@@ -137,3 +152,19 @@ def test_nolock_leaves_memexpd_out_of_the_group(node: str) -> None:
     assert len(line) == 1 and "memexpd" not in line[0].split()
     assert line[0].startswith(f"fred {IP_TOKEN} Filesystem::/dev/sda3::/ogfs::ogfs::hostdata=")
     assert "nolock" in text
+
+
+def test_links_a_fault_cuts_are_marked_with_its_id_on_the_side_that_stops_hearing() -> None:
+    from labctl.faults.record import FaultRecord
+
+    lab = FakeLab({"fred": probe("fred", "barney", True), "barney": probe("barney", "fred", False)})
+    oneway = FaultRecord("abc123", "partition", ("fred", "barney"), {"oneway": True}, 1.0, since=2.0)
+    healed = FaultRecord("def456", "serial-cut", ("fred-barney",), {}, 1.0, since=2.0, healed=3.0)
+    for rec in (oneway, healed):
+        lab.records.put(rec.id, rec.to_json())
+    st = collect(lab)
+    cut = {(n.name, lk.medium): lk.cut_by for n in st.nodes for lk in n.links}
+    # fred -> barney is cut: barney stops hearing fred on the LAN; fred still hears barney
+    assert cut == {("barney", "eth0"): "abc123", ("barney", "/dev/ttyS0"): "",
+                   ("fred", "eth0"): "", ("fred", "/dev/ttyS0"): ""}
+    assert [f["id"] for f in st.as_dict()["faults"]] == ["abc123"]
