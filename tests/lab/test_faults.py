@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labrunner import Labctl, holders, served_by, wait_for
+import yaml
+from labrunner import ROOT, Labctl, holders, served_by, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -262,3 +263,37 @@ def test_records_are_the_labs_own_and_seen_from_anywhere(settled_lab: str, lc: L
     mine = next(f for f in history if f["id"] == rec["id"])
     assert mine["healed"] >= mine["heal_requested"] >= mine["since"] >= mine["requested"]
     assert lc("heal", rec["id"], "--lab", settled_lab, check=False).returncode == 3
+
+
+# --------------------------------------------------------------------------- planned moves
+
+
+@pytest.fixture(scope="module")
+def nice_lab(engine: Any, lc: Labctl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """two-node with auto_failback on: heartbeat does planned moves only with nice_failback."""
+    data = yaml.safe_load((ROOT / "topologies" / "two-node.yaml").read_text())
+    data["heartbeat"]["auto_failback"] = "on"
+    path = tmp_path_factory.mktemp("nice") / "two-node-nice.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    name = "faults-nice"
+    lc("down", "--lab", name, check=False)
+    lc("up", str(path), "--lab", name, timeout=900)
+    yield name
+    lc("down", "--lab", name, check=False)
+
+
+def test_standby_moves_the_group_without_anyone_declared_dead(nice_lab: str, lab: str,
+                                                              lc: Labctl) -> None:
+    refused = lc("standby", "fred", "--lab", lab, check=False)  # the seed's legacy mode ignores it
+    assert refused.returncode == 3 and "auto_failback" in refused.stderr, refused.stderr
+    wait_for(lambda: served_by(lc.status(nice_lab), "fred"), 120, "fred to serve in the nice lab")
+    rec = apply(lc, nice_lab, "standby", "fred")
+    assert rec["healed"] == rec["since"]  # one-shot: the move is the effect
+    st = wait_for(lambda: (s := lc.status(nice_lab)) and served_by(s, "barney") and s, 120,
+                  "barney to hold the group after fred's standby")
+    assert all(n["state"] == "running" and n["heartbeat"] == "running" for n in st["nodes"])
+    # a planned move, not a failover: nobody waited for deadtime to call fred dead
+    log = lc.sh(nice_lab, "barney", "cat /var/log/ha-log")
+    assert "Status update for node fred: status dead" not in log and "node fred: is dead" not in log
+    lc("takeover", "fred", "--lab", nice_lab)
+    wait_for(lambda: served_by(lc.status(nice_lab), "fred"), 120, "fred to take the group back")
