@@ -137,12 +137,15 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
             hooks.pin_before_unlock = None
         fs.unmount()
         state["fs"] = None
-        log.info("unmounted %s: journal %d clean", opts.mountpoint, fs.jid)
+        if fs.dev.withdrawn is None:
+            log.info("unmounted %s: journal %d clean", opts.mountpoint, fs.jid)
+        else:
+            log.info("unmounted %s: withdrawn, journal %d left dirty", opts.mountpoint, fs.jid)
 
     async def committer(fs: Filesystem) -> None:
         while True:
             await trio.sleep(opts.commit if opts.commit > 0 else 1.0)
-            fs.commit()
+            fs.group_commit()
 
     async def on_signals() -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as sigs:

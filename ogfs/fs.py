@@ -18,6 +18,7 @@ next checkpoint (see alloc.py and the invariant in journal.py).
 from __future__ import annotations
 
 import errno
+import logging
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +44,8 @@ from .layout import (
     unpack_rgrp,
     unpack_rindex,
 )
+
+log = logging.getLogger("ogfs")
 
 NAME_MAX = 255
 MAX_FILE_SIZE = (1 << 32) * BLOCK  # extents address 2^32 logical blocks: 16 TiB
@@ -116,6 +119,7 @@ class Filesystem:
         self.log = journal.Log(self.dev, self.sb.journals[self.jid], self.jid, self.sb.uuid)
         self.last_commit = time.monotonic()
         # unlinked_*: cluster mounts only (fuse_ops.Operations._free_if_unused)
+        self.dropped_commits = 0  # group commits dropped after a withdraw (group_commit)
         self.counters = {"commits": 0, "checkpoints": 0, "fsyncs": 0, "ops": 0,
                          "unlinked_freed": 0, "unlinked_held_elsewhere": 0}
         if not opts.readonly:
@@ -211,6 +215,8 @@ class Filesystem:
     def _check_writable(self) -> None:
         if self.opts.readonly:
             raise FsError(errno.EROFS)
+        if self.dev.withdrawn is not None:  # nothing changed now could ever reach the disk
+            raise FsError(errno.EIO)
 
     # ------------------------------------------------------------------------------------
     # Commit and checkpoint
@@ -249,8 +255,33 @@ class Filesystem:
         if self.log.used * 2 > self.log.region.length:
             self.checkpoint()
 
+    def group_commit(self) -> None:
+        """``commit`` where no request waits for the answer (the daemon's timer, after each
+        operation). After a withdraw (blockdev.py) there is nobody to tell, so it is dropped and
+        the log says so once: the operations since the last commit that reached the disk are lost,
+        as in a crash, and the journal replays up to that commit at the next mount. A cluster
+        mount never drops a checkpoint (see ``checkpoint``)."""
+        try:
+            self.commit()
+        except OSError:
+            if self.dev.withdrawn is None:
+                raise
+            if not self.dropped_commits:
+                log.error("withdrawn: %s: dropping the group commit; the operations since the last "
+                          "commit that reached the disk are lost", self.dev.path)
+            self.dropped_commits += 1
+
     def checkpoint(self, flags: int = 0) -> None:
-        """Write every committed block home and empty the journal."""
+        """Write every committed block home and empty the journal.
+
+        A withdrawn cluster mount must not get past this: a lock may leave the node right after a
+        checkpoint, and its journal would still hold blocks it never wrote home, which the next
+        holder would not see. The error goes up and ends the daemon, its locks held, so the
+        cluster recovers its journal once it is STOMITHed (GFS's withdraw)."""
+        if self.dev.withdrawn is not None and self.opts.cluster:
+            log.error("withdrawn: %s: a cluster mount cannot write journal %d home, so it must not "
+                      "give up its locks: stopping here; another node recovers the journal once this "
+                      "one is STOMITHed", self.dev.path, self.jid)
         if self.opts.barrier:
             self.dev.flush()  # the log must be durable before home blocks change
         self.log.checkpoint(sorted(self.uninstalled.items()), flags)
@@ -268,7 +299,7 @@ class Filesystem:
         if (self.opts.commit_interval == 0 or self.dirty_count() * 4 > self.log.region.length
                 or time.monotonic() - self.last_commit >= self.opts.commit_interval
                 or self._space_waits_for_commit()):
-            self.commit()
+            self.group_commit()
 
     def _space_waits_for_commit(self) -> bool:
         """Little space is usable but a lot was just freed: commit so a checkpoint can free it."""
@@ -282,9 +313,12 @@ class Filesystem:
             self.dev.flush()
 
     def unmount(self) -> None:
-        if not self.opts.readonly:
+        if not self.opts.readonly and self.dev.withdrawn is None:
             self.commit()
             self.checkpoint(journal.F_UNMOUNT)
+        elif self.dev.withdrawn is not None:
+            log.error("withdrawn: %s unmounted with its journal %d dirty: the next mount replays it",
+                      self.dev.path, self.jid)
         self.dev.close()
 
     # ------------------------------------------------------------------------------------

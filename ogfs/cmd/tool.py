@@ -7,9 +7,10 @@
     ogfs_tool lockdump [MOUNTPOINT|DEVICE]  memexpd's lock storage: holders, waiters, frozen locks
     ogfs_tool nodes [MOUNTPOINT|DEVICE]     memexpd's view of the nodes: live, expired, STOMITH, ...
     ogfs_tool stomith-ack NODE            tell memexpd that NODE (its IP or CID) has been reset
-The last three find memexpd through the cidev: -d CIDEV, or -c CONFIG (its cidev: key; default
-/etc/ogfscf.cf), or the lock table of the ogfs filesystem named.
-Add --json for a machine-readable answer.
+    ogfs_tool diskfault set|clear|show    make this node's view of the disk fail (lab only)
+The lockdump, nodes and stomith-ack find memexpd through the cidev: -d CIDEV, or -c CONFIG (its
+cidev: key; default /etc/ogfscf.cf), or the lock table of the ogfs filesystem named.
+Add --json for a machine-readable answer.  `ogfs_tool diskfault -h` says more.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import socket
 import sys
 from typing import Any
 
-from .. import cidev, config, journal, mountopts
+from .. import cidev, config, diskfault, journal, mountopts
 from ..blockdev import Device
 from ..layout import BLOCK, SB_BLOCK, Superblock, unpack_rgrp, unpack_rindex
 from ..memexp import protocol
@@ -250,11 +251,77 @@ def print_lockdump(st: dict[str, Any]) -> None:
                   f"flags {w['flags']}")
 
 
+# -- diskfault: the lab's injected disk faults (ogfs/diskfault.py) -------------------------------
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n} is negative")
+    return n
+
+
+def diskfault_main(argv: list[str]) -> int:
+    """ogfs_tool diskfault: write, remove or print this node's fault control file.  Bad
+    arguments exit 2 (argparse's usage error), as for the other actions."""
+    ap = argparse.ArgumentParser(
+        prog="ogfs_tool diskfault", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Make the shared disk fail for this node only.  Every ogfs program here (the mount\n"
+                    f"daemon, fsck, mkfs, ogfs_tool) looks at the control file {diskfault.DEFAULT_PATH}\n"
+                    f"(OGFS_DISKFAULT names another) at most {diskfault.POLL:g} s late.  A write error\n"
+                    "withdraws a mount: it writes nothing more, and writes and fsync fail with EIO\n"
+                    "until a remount (docs/ogfs.md, \"Injected disk faults\").",
+        epilog="examples:\n  ogfs_tool diskfault set --device /dev/sda3 --errors write --after 10\n"
+               "  ogfs_tool diskfault set --slow 200\n  ogfs_tool diskfault clear")
+    sub = ap.add_subparsers(dest="what", required=True, metavar="set|clear|show")
+    st = sub.add_parser("set", help="inject a fault (replaces the one there was)")
+    st.add_argument("--device", default="*", help="the device it applies to (default: every one)")
+    kind = st.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--errors", choices=diskfault.ERRORS, help="fail these I/Os with EIO")
+    kind.add_argument("--slow", type=_count, metavar="MS", help="delay every I/O by MS milliseconds")
+    kind.add_argument("--hang", action="store_true", help="block every I/O until cleared")
+    st.add_argument("--after", type=_count, default=0, metavar="N",
+                    help="with --errors: let N more such I/Os through first (default 0)")
+    sub.add_parser("clear", help="remove the fault: the disk is healthy again")
+    sub.add_parser("show", help="print the fault (JSON; null when the disk is healthy)")
+    a = ap.parse_args(argv)
+    try:
+        if a.what == "set":
+            if a.after and a.errors is None:
+                st.error("--after goes with --errors")
+            if a.device != "*" and not a.device.startswith("/"):
+                st.error(f"--device {a.device}: give the device's absolute path (or '*')")
+            if a.slow == 0:
+                st.error("--slow 0 slows nothing: use `ogfs_tool diskfault clear`")
+            fault = diskfault.Fault(device=a.device, errors=a.errors, after=a.after,
+                                    slow_ms=a.slow or 0, hang=a.hang)
+            path = diskfault.save(fault)
+            print(f"ogfs_tool: disk fault set in {path}: {fault.to_json()}", file=sys.stderr)
+        elif a.what == "clear":
+            if not diskfault.clear():
+                print(f"ogfs_tool: no disk fault was set ({diskfault.control_path()})", file=sys.stderr)
+        else:
+            shown = diskfault.load()
+            print(shown.to_json() if shown is not None else "null")
+    except diskfault.FaultError as e:
+        print(f"ogfs_tool: {diskfault.control_path()}: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"ogfs_tool: {e.filename or diskfault.control_path()}: {e.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["diskfault"]:  # its own grammar (set/clear/show and their options)
+        return diskfault_main(argv[1:])
     ap = argparse.ArgumentParser(prog="ogfs_tool", formatter_class=argparse.RawDescriptionHelpFormatter,
                                  description=__doc__.split("\n", 2)[2] if __doc__ else None)
     ap.add_argument("action", choices=["df", "journals", "getsb", "counters", "lockdump", "nodes",
-                                       "stomith-ack"])
+                                       "stomith-ack", "diskfault"])
     ap.add_argument("target", nargs="?", help="mount point or device (stomith-ack: the node's IP or CID)")
     ap.add_argument("--json", action="store_true", help="print JSON")
     src = ap.add_mutually_exclusive_group()
@@ -262,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
                      help=f"lockdump/nodes/stomith-ack: cluster config file (default {DEFAULT_CONFIG})")
     src.add_argument("-d", dest="cidev", metavar="CIDEV", help="lockdump/nodes/stomith-ack: the cidev")
     a = ap.parse_args(argv)
+    if a.action == "diskfault":  # only reached with options before it
+        ap.error("diskfault comes first: ogfs_tool diskfault set|clear|show ...")
     if a.target is None and a.action not in ("lockdump", "nodes"):
         ap.error(f"{a.action} needs " + ("the node's IP or CID" if a.action == "stomith-ack"
                                          else "a mount point or device"))

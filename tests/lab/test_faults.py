@@ -297,3 +297,29 @@ def test_standby_moves_the_group_without_anyone_declared_dead(nice_lab: str, lab
     assert "Status update for node fred: status dead" not in log and "node fred: is dead" not in log
     lc("takeover", "fred", "--lab", nice_lab)
     wait_for(lambda: served_by(lc.status(nice_lab), "fred"), 120, "fred to take the group back")
+
+
+# --------------------------------------------------------------------------- the disk
+
+
+def test_disk_errors_for_fred_alone_withdraw_his_mount_and_barney_reads_it_whole(
+        settled_lab: str, lc: Labctl) -> None:
+    put = "cd /tmp && head -c 200000 /dev/urandom > {n} && sha256sum {n} | cut -d' ' -f1 && " \
+          "smbclient //fscluster/ogfs -N -c 'put {n}'"
+    before = lc.sh(settled_lab, "client", put.format(n="before.bin")).split()[0]
+    lc.sh(settled_lab, "fred", "sync /ogfs/before.bin")  # fsync: the file is in fred's journal
+    rec = apply(lc, settled_lab, "disk", "fred", "--errors", "write")
+    assert lc.sh(settled_lab, "barney", "ogfs_tool diskfault show").strip() == "null"  # fred's alone
+    lc("exec", "--lab", settled_lab, "client", "--", "sh", "-c", put.format(n="after.bin"), check=False)
+    wait_for(lambda: "withdrawn: " in lc.sh(settled_lab, "fred", "cat /var/log/ogfs/*.log"), 30,
+             "fred's mount to withdraw")
+    refused = lc("exec", "--lab", settled_lab, "fred", "--", "sh", "-c", "echo x > /ogfs/probe", check=False)
+    assert refused.returncode != 0 and "Input/output error" in refused.stderr + refused.stdout, refused
+    lc("fail", "--lab", settled_lab, "fred")  # barney takes over: its own I/O never failed
+    wait_for(lambda: served_by(lc.status(settled_lab), "barney"), 120, "barney to serve the share")
+    got = lc.sh(settled_lab, "client", "cd /tmp && rm -f b && smbclient //fscluster/ogfs -N "
+                "-c 'get before.bin b' >/dev/null && sha256sum b | cut -d' ' -f1").strip()
+    assert got == before
+    healed = json.loads(lc("heal", rec["id"], "--lab", settled_lab, "--json").stdout)["healed"][0]
+    assert "went with its /run" in healed["detail"]  # fred is down: its control file is gone
+    heal_and_power_back(lc, settled_lab)

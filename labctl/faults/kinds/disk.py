@@ -3,15 +3,17 @@
 The kernel here has no device-mapper, so the fault is injected in ogfs's own block layer: each
 node's ogfs (mount daemon, fsck, slot watcher) reads a control file in that node only
 (``ogfs_tool diskfault``, docs/ogfs.md "Injected disk faults"), so fred's reads or writes fail
-while barney's reach the same loop device untouched. The control file lives in the node's own
-filesystem: it survives the node's reboot, and is cleared by heal.
+while barney's reach the same loop device untouched. The control file is in the node's /run, a
+tmpfs: a reboot of the node (``fail`` then ``recover``, a heal of ``kill``) ends the fault with it,
+and heal of a fault on a node that is down has nothing left to clear.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 
-from labctl.errors import UsageError
+from labctl.errors import LabStateError, UsageError
 from labctl.faults.catalogue import Applied, FaultKind, need_node, need_running, refuse_same, run
 from labctl.faults.record import FaultRecord
 from labctl.runtime.lab import Lab
@@ -54,6 +56,15 @@ class Disk(FaultKind):
 
     def heal(self, lab: Lab, rec: FaultRecord) -> str:
         node = rec.targets[0]
-        need_running(lab, node)
+        state = lab.state(node)
+        if state.status == "paused":
+            raise LabStateError(f"{node} is frozen: labctl thaw {node} first")
+        if state.status != "running" or state.started_at > _iso(rec.since):
+            return f"{node} rebooted or is down: the fault went with its /run"
         run(lab, node, ["ogfs_tool", "diskfault", "clear"], "ogfs_tool diskfault clear")
         return f"{node}'s disk healthy again"
+
+
+def _iso(t: float | None) -> str:
+    """A record's time as Docker writes StartedAt (RFC 3339, UTC), for comparing the two."""
+    return datetime.datetime.fromtimestamp(t or 0, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
