@@ -504,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     fault_parsers(verb, lab_opt, json_opt)
 
+    from labctl.cli_events import add_parser as events_parser
+
+    events_parser(sub, verb, lab_opt, json_opt)
+
     q = verb(
         "logs",
         "a node's log (heartbeat, memexpd, ogfs, samba, serial)",

@@ -367,6 +367,75 @@ class Lab:
         c = self.container(host)
         return read_file(c, path) if c is not None else None
 
+    # ---- for labctl events (observe/events.py)
+
+    def read_tree(self, host: str, path: str) -> list[tuple[str, bytes]]:
+        """Every regular file at ``path`` (a file or a directory) in a host, as (its path, its
+        bytes), through ``docker cp``: a stopped host's files too. Nothing there: []."""
+        c = self.container(host)
+        if c is None:
+            raise LabStateError(f"{host}: its container does not exist")
+        return _read_tree(c, path)
+
+    def exec_stream(self, host: str, argv: list[str]) -> Iterator[bytes]:
+        """``argv``'s stdout in a running host, chunk by chunk as it comes. Ends when the command
+        exits or the host stops. The command's stdin is this stream's connection: closing the
+        stream, or this process ending, gives it EOF (a follower that exits then leaves nothing)."""
+        c = self._running(host)
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(c.id, argv, stdin=True, stdout=True, stderr=False)["Id"]
+            stream = api.exec_start(exec_id, stream=True)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{host}: cannot run {argv[0]}: {exc.explanation or exc}") from None
+        try:
+            yield from stream
+        except (OSError, docker.errors.APIError):
+            return  # the host went down under the stream: the same as its end
+        finally:
+            stream.close()
+
+    def relay_logs(self, follow: bool = False, since: float | None = None) -> Iterator[bytes]:
+        """The serial cable relay's output (``docker logs -t``: each line after Docker's RFC 3339
+        timestamp), from ``since`` (unix seconds) if given; with ``follow``, until it stops."""
+        try:
+            c = self.client.containers.get(object_name(self.name, "cable"))
+            kw: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True}
+            if since is not None:
+                kw["since"] = since
+            if follow:
+                yield from c.logs(stream=True, follow=True, **kw)
+            else:
+                yield c.logs(**kw)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            raise EngineError(f"the cable relay: cannot read its output: {exc.explanation or exc}") from None
+
+    def watch(self, actions: tuple[str, ...]) -> Iterator[tuple[str, str, float]]:
+        """The engine's ``actions`` (start, die, extract-to-dir, destroy, ...) on the lab's
+        containers from now on, as (host, action, unix time); host is the container's
+        ``labctl.host`` label, else its role (``cable``; ``lab`` for the claim, which holds the fault
+        records). Subscribed when this returns, so nothing after the call is missed."""
+        flt = {"type": "container", "label": f"{LABEL_LAB}={self.name}", "event": list(actions)}
+        try:
+            stream = self.client.events(decode=True, filters=flt)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"cannot watch the engine's events: {exc.explanation or exc}") from None
+
+        def each() -> Iterator[tuple[str, str, float]]:
+            try:
+                for ev in stream:
+                    attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+                    host = attrs.get(LABEL_HOST) or attrs.get(LABEL_ROLE, "")
+                    yield str(host), str(ev.get("Action", "")), int(ev.get("timeNano", 0)) / 1e9
+            except (OSError, docker.errors.APIError):
+                return
+            finally:
+                stream.close()
+
+        return each()
+
     def run_attached(self, host: str, argv: list[str], tty: bool, interactive: bool) -> int:
         """``docker exec [-i] [-t]``: the command's exit code."""
         return attach_exec(self.client, self._running(host), argv, tty, interactive)
