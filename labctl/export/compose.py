@@ -239,6 +239,9 @@ def render_disk_hook(spec: ContainerSpec) -> str:
 # --------------------------------------------------------------------------- the project
 
 
+CLAIM = "claim"  # the service that stands for labctl up's claim container (labctl-<lab>.lab)
+
+
 def _stable_source(topology: Topology) -> str:
     """The topology's file name only: the export must not depend on where the checkout is."""
     return topology.source.name if topology.source else f"{topology.name}.yaml"
@@ -297,9 +300,10 @@ def compose_project(
         tags = ImageSet.compute().as_dict()
     plan = make_plan(topology, lab=lab, lockproto=lockproto, outer=subnet, secret=secret,
                      topology_text=topology_text)
-    taken = {c.host for c in plan.containers} & {DISK}
+    taken = {c.host for c in plan.containers} & {DISK, CLAIM}
     if taken:
-        raise UsageError(f"a host named {DISK!r} would clash with the compose project's disk service")
+        raise UsageError(f"a host named {taken.pop()!r} would clash with the compose project's "
+                         "service of that name")
     source = _stable_source(topology)
     files: list[ExportFile] = []
     services: dict[str, Any] = {}
@@ -342,6 +346,22 @@ def compose_project(
        "partition and lists them in the disk volume's `loops`; on SIGTERM (stop, down) detaches them.\n"
        "The host's /dev and the loop device rules, like labctl up's disk helper; no network. Stop it\n"
        "only after the nodes (docker-compose stop and down do): they use its loop devices.")
+
+    claim = plan.claim
+    services[CLAIM] = Note({
+        "image": tags[claim.image],
+        "container_name": f"{PREFIX}{_LAB}.lab",  # names.claim_name, with the lab as a variable
+        "hostname": claim.hostname,
+        "labels": _labels(claim.labels, source),
+        "entrypoint": ["true"],
+        "network_mode": "none",
+        "cap_drop": list(claim.cap_drop),
+        "mem_limit": _size(claim.memory),
+        "memswap_limit": _size(claim.memory),
+        "pids_limit": claim.pids,
+    }, "The lab's record: its labels say what the lab is (the topology, the outer subnet), and its\n"
+       "files keep the fault records (docs/faults.md). It exits at once and is never started again:\n"
+       "docker cp reads and writes a stopped container's files.")
 
     nodes = [c.host for c in plan.containers if c.role == "node"]
     has_cable = any(c.role == "cable" for c in plan.containers)

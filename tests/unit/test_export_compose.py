@@ -78,7 +78,13 @@ def test_every_plan_container_is_a_service_with_what_the_plan_gives_it() -> None
     plan = make_plan(TWO, outer=cx.DEFAULT_SUBNET, secret=cx.PLACEHOLDER_SECRET, topology_text="x")
     data = compose_data(project())
     services = data["services"]
-    assert list(services) == ["disk", "cable", "fred", "barney", "client"]
+    assert list(services) == ["disk", "claim", "cable", "fred", "barney", "client"]
+    claim = services["claim"]  # the lab's record, as labctl up's claim: labels and fault records
+    assert claim["container_name"] == plan.claim.name and claim["entrypoint"] == ["true"]
+    keys = ("labctl.lab", "labctl.role", "labctl.profile", "labctl.lockproto", "labctl.outer")
+    assert {k: claim["labels"][k] for k in keys} == {k: plan.claim.labels[k] for k in keys}
+    assert claim["network_mode"] == "none"
+    assert claim["cap_drop"] == ["ALL"]
     for spec in plan.containers:
         svc = services[spec.host]
         assert svc["image"] == TAGS[spec.image]
@@ -114,7 +120,7 @@ def test_commands_put_the_copy_in_front_of_what_the_image_runs() -> None:
     data = compose_data(project())
     s = data["services"]
     install = data["x-install"]
-    assert all(svc["entrypoint"] == install for svc in s.values())
+    assert all(svc["entrypoint"] == install for name, svc in s.items() if name != "claim")
     assert install[:2] == ["/bin/sh", "-ec"] and install[2].rstrip().endswith('exec "$@"')
     assert s["fred"]["command"] == ["/usr/local/sbin/labctl-init"]
     assert s["client"]["command"][:2] == ["/usr/bin/tini", "--"]

@@ -78,9 +78,10 @@ def uninstall(lab: Lab, host: str, rec: FaultRecord, hooks: Sequence[str]) -> st
 def outer_ifname(lab: Lab, host: str, address: str) -> str:
     out = run(lab, host, ["ip", "-o", "-4", "addr", "show", "to", f"{address}/32"],
               "finding the outer interface")
-    m = re.match(r"\d+:\s+(\S+)", out)
+    m = re.search(r"^\d+:\s+(\S+)\s+inet ", out, re.M)
     if not m:
-        raise FaultError(f"{host}: no interface holds its outer address {address}")
+        raise FaultError(f"{host}: no interface holds its outer address {address} "
+                         f"(ip said: {out.strip()[-200:] or 'nothing'})")
     return m.group(1).split("@")[0]
 
 
