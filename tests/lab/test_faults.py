@@ -83,6 +83,17 @@ def heal_and_power_back(lc: Labctl, lab: str) -> list[str]:
     return down
 
 
+def events(lc: Labctl, lab: str, since: float) -> list[dict[str, Any]]:
+    out = json.loads(lc("events", "--lab", lab, "--since", f"{since:.3f}", "--json").stdout)
+    return list(out["events"])
+
+
+def seen(lc: Labctl, lab: str, since: float, host: str, source: str, kind: str) -> Any:
+    """The first event of that host, source and kind since ``since``, or None."""
+    return next((e for e in events(lc, lab, since)
+                 if (e["host"], e["source"], e["kind"]) == (host, source, kind)), None)
+
+
 def link(st: dict[str, Any], node: str, medium: str) -> dict[str, Any]:
     view = next(n for n in st["nodes"] if n["name"] == node)
     return dict(next(lk for lk in view["links"] if lk["medium"] == medium))
@@ -219,7 +230,6 @@ def test_serial_cut_alone_no_failover_then_restore(settled_lab: str, lc: Labctl)
 def test_partition_and_serial_cut_is_split_brain_and_status_flags_it(settled_lab: str,
                                                                        lc: Labctl) -> None:
     apply(lc, settled_lab, "serial", "cut")
-    apply(lc, settled_lab, "partition", "fred", "barney")
 
     def two_holders() -> Any:
         st = lc.status(settled_lab)
@@ -227,9 +237,13 @@ def test_partition_and_serial_cut_is_split_brain_and_status_flags_it(settled_lab
         pair = ["barney", "fred"]
         return sorted(both["IPaddr"]) == pair and sorted(both["memexpd"]) == pair and st["split_brain"] and st
 
+    cut = apply(lc, settled_lab, "partition", "fred", "barney")
     st = wait_for(two_holders, 6 * DEADTIME, "both nodes to hold the cluster IP and memexpd")
     mount = next(r for r in st["resources"] if r["kind"] == "Filesystem")
     assert mount["holders"] == ["fred"], mount  # barney's mount is refused: fred's disk heartbeat beats
+    refused = wait_for(lambda: seen(lc, settled_lab, cut["since"], "barney", "ogfs", "refused"), 120,
+                       "barney's ogfs mount to be refused, in the events")
+    assert "still writes its disk heartbeat" in refused["text"], refused
     heal_and_power_back(lc, settled_lab)
 
 
@@ -244,6 +258,11 @@ def test_kill_memexpd_on_the_holder_status_shows_it_down(settled_lab: str, lc: L
     assert res["memexpd"] == [] and res["IPaddr"] == ["fred"], res  # nobody watches it: no failover
     again = lc("kill", "fred", "memexpd", "--lab", settled_lab, check=False)
     assert again.returncode == 3 and "no memexpd runs" in again.stderr
+    noticed = wait_for(lambda: seen(lc, settled_lab, rec["since"], "fred", "ogfs", "lockserver-lost"), 60,
+                       "fred's mount to notice, in the events")
+    assert noticed["time"] >= rec["requested"] - 1  # whole-second stamps: at most a second early
+    applied = seen(lc, settled_lab, rec["requested"] - 1, "fred", "labctl", "fault-applied")
+    assert applied and applied["text"] == "kill fred memexpd", applied
     heal_all(lc, settled_lab)  # heal power-cycles fred
 
 
