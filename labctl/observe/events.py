@@ -267,12 +267,17 @@ class RelayLogs:
 
 
 def fault_events(records: Iterable[FaultRecord]) -> list[Event]:
-    """``fault-applied`` at each record's ``since``, ``fault-healed`` at its ``healed``. The host is
-    the first target; a serial cable's faults (targets like ``fred-barney``) are the relay's."""
+    """``fault-applied`` at each record's ``since``, ``fault-healed`` at its ``healed``, and
+    ``fault-failed`` at the end of an apply that failed (it never took effect). The host is the
+    first target; a serial cable's faults (targets like ``fred-barney``) are the relay's."""
     out = []
     for r in records:
         host = "cable" if r.kind.startswith("serial") else (r.targets[0] if r.targets else "")
         fields = {"id": r.id, "fault": r.kind, "targets": list(r.targets)}
+        if r.since is None and r.healed is not None:
+            out.append(Event(float(r.healed), host, "labctl", "fault-failed",
+                             f"{r.describe()}: {r.detail}", dict(fields)))
+            continue
         for kind, when in (("fault-applied", r.since), ("fault-healed", r.healed)):
             if when is not None:
                 out.append(Event(float(when), host, "labctl", kind, r.describe(), dict(fields)))

@@ -258,9 +258,10 @@ def test_kill_memexpd_on_the_holder_status_shows_it_down(settled_lab: str, lc: L
     assert res["memexpd"] == [] and res["IPaddr"] == ["fred"], res  # nobody watches it: no failover
     again = lc("kill", "fred", "memexpd", "--lab", settled_lab, check=False)
     assert again.returncode == 3 and "no memexpd runs" in again.stderr
-    noticed = wait_for(lambda: seen(lc, settled_lab, rec["since"], "fred", "ogfs", "lockserver-lost"), 60,
-                       "fred's mount to notice, in the events")
-    assert noticed["time"] >= rec["requested"] - 1  # whole-second stamps: at most a second early
+    # the mount notices within milliseconds, often before pkill's exec has returned (rec["since"])
+    noticed = wait_for(lambda: seen(lc, settled_lab, rec["requested"], "fred", "ogfs", "lockserver-lost"),
+                       60, "fred's mount to notice, in the events")
+    assert noticed["time"] <= rec["since"] + 30, noticed
     applied = seen(lc, settled_lab, rec["requested"] - 1, "fred", "labctl", "fault-applied")
     assert applied and applied["text"] == "kill fred memexpd", applied
     heal_all(lc, settled_lab)  # heal power-cycles fred

@@ -461,6 +461,14 @@ def test_fault_records_become_two_events() -> None:
     assert json.loads(json.dumps(events[2].as_dict()))["kind"] == "fault-applied"
 
 
+def test_a_failed_apply_is_one_fault_failed_event() -> None:
+    rec = FaultRecord("0badf0", "stomith-ack", ("fred",), {}, requested=100.0, healed=100.4,
+                      detail="failed, undone: memexpd waits for no STOMITH of fred")
+    (ev,) = fault_events([rec])
+    assert (ev.kind, ev.time, ev.host) == ("fault-failed", 100.4, "fred")
+    assert ev.text.startswith("stomith-ack fred: failed, undone")
+
+
 def test_keep_and_order() -> None:
     a = Event(10.0, "fred", "heartbeat", "node-dead", "a")
     b = Event(10.0, "fred", "heartbeat", "log", "b")

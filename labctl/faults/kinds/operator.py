@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from labctl.errors import LabStateError
-from labctl.faults.catalogue import Applied, FaultKind, need_node, need_running, run
+from labctl.faults.catalogue import Applied, FaultError, FaultKind, need_node, need_running, run
 from labctl.faults.record import FaultRecord
 from labctl.runtime.lab import Lab
 
@@ -79,5 +79,10 @@ class StomithAck(FaultKind):
         node = rec.targets[0]
         via = self._living(lab, node)[0]
         ip = str(lab.topology.node(node).ip)
-        out = run(lab, via, ["ogfs_tool", "stomith-ack", ip], "ogfs_tool stomith-ack")
+        res = lab.exec(via, ["ogfs_tool", "stomith-ack", ip])
+        if not res.ok and "not waiting for STOMITH" in res.output:
+            raise LabStateError(f"memexpd waits for no STOMITH of {node}: {res.output.strip()[-200:]}")
+        if not res.ok:
+            raise FaultError(f"ogfs_tool stomith-ack on {via}: exit {res.code}: {res.output.strip()[-300:]}")
+        out = res.output
         return Applied(f"memexpd told (from {via}) that {node} ({ip}) was reset: {out.strip()[-200:]}")
