@@ -6,7 +6,7 @@ from labctl.faults.catalogue import FaultKind
 from labctl.faults.kinds.disk import Disk
 from labctl.faults.kinds.freeze import Freeze, Thaw
 from labctl.faults.kinds.lan import Isolate, LossyLan, Partition
-from labctl.faults.kinds.operator import Standby, StomithAck, Takeover
+from labctl.faults.kinds.operator import STANDBY, TAKEOVER, StomithAck
 from labctl.faults.kinds.power import Fail, Recover, Shutdown
 from labctl.faults.kinds.process import Kill
 from labctl.faults.kinds.serial import SerialCut, SerialNoise, SerialRestore
@@ -18,5 +18,5 @@ KINDS: dict[str, FaultKind] = {k.name: k for k in (
     SerialCut(), SerialNoise(), SerialRestore(),
     Kill(),
     Disk(),
-    Standby(), Takeover(), StomithAck(),
+    STANDBY, TAKEOVER, StomithAck(),
 )}

@@ -32,33 +32,26 @@ def need_nice_failback(lab: Lab, verb: str) -> None:
                             "labctl shutdown NODE is the seed's planned move")
 
 
-class Standby(FaultKind):
-    name = "standby"
-    summary = "planned move: the node gives its resources to its peer (hb_standby)"
+class PlannedMove(FaultKind):
+    """Run one of heartbeat's move tools on the node: the group moves without anyone's deadtime."""
+
     one_shot = True
+
+    def __init__(self, name: str, tool: str, summary: str) -> None:
+        self.name, self.tool, self.summary = name, tool, summary
 
     def check(self, lab: Lab, rec: FaultRecord, active: Sequence[FaultRecord]) -> None:
         need_running(lab, need_node(lab, rec.targets[0]))
-        need_nice_failback(lab, "standby")
+        need_nice_failback(lab, self.name)
 
     def apply(self, lab: Lab, rec: FaultRecord) -> Applied:
-        out = run(lab, rec.targets[0], [f"{HB_TOOLS}/hb_standby"], "hb_standby")
-        said = out.strip()[-200:] or "its peer takes the group"
-        return Applied(f"{rec.targets[0]} asked to stand by: {said}")
+        out = run(lab, rec.targets[0], [f"{HB_TOOLS}/{self.tool}"], self.tool)
+        return Applied(f"{rec.targets[0]}: {self.tool}: {out.strip()[-200:] or 'done'}")
 
 
-class Takeover(FaultKind):
-    name = "takeover"
-    summary = "planned move: the node asks for the group (hb_takeover)"
-    one_shot = True
-
-    def check(self, lab: Lab, rec: FaultRecord, active: Sequence[FaultRecord]) -> None:
-        need_running(lab, need_node(lab, rec.targets[0]))
-        need_nice_failback(lab, "takeover")
-
-    def apply(self, lab: Lab, rec: FaultRecord) -> Applied:
-        out = run(lab, rec.targets[0], [f"{HB_TOOLS}/hb_takeover"], "hb_takeover")
-        return Applied(f"{rec.targets[0]} asked for the group: {out.strip()[-200:] or 'done'}")
+STANDBY = PlannedMove("standby", "hb_standby",
+                      "planned move: the node gives its resources to its peer (hb_standby)")
+TAKEOVER = PlannedMove("takeover", "hb_takeover", "planned move: the node asks for the group (hb_takeover)")
 
 
 class StomithAck(FaultKind):
