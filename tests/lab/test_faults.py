@@ -53,7 +53,9 @@ def apply(lc: Labctl, lab: str, *verb: str) -> dict[str, Any]:
 
 
 def heal_all(lc: Labctl, lab: str) -> dict[str, Any]:
-    """`heal all --wait`: the lab must be whole and settled again by healing alone."""
+    """`heal all --wait`: the lab must be whole and settled again by healing alone. After a split
+    brain or a thawed freeze that means heartbeat's own restart on one side, which the nodes
+    survive (labctl-init adopts the new master: docs/faults.md)."""
     out = json.loads(lc("heal", "all", "--lab", lab, "--wait", "--timeout", "240", "--json",
                         timeout=300).stdout)
     st = out["waited"]["status"]
@@ -64,23 +66,6 @@ def heal_all(lc: Labctl, lab: str) -> dict[str, Any]:
 def assert_whole(st: dict[str, Any]) -> None:
     assert st["whole"] and not st["split_brain"] and not st["faults"], st
     assert all(lk["status"] == "up" and not lk["cut_by"] for n in st["nodes"] for lk in n["links"])
-
-
-def heal_and_power_back(lc: Labctl, lab: str) -> list[str]:
-    """`heal all`, then power back the nodes the cluster took down itself; the nodes that were down.
-
-    After a split brain or a freeze longer than deadtime heartbeat restarts itself on a node when
-    the partition heals ("Heartbeat restart triggered"), and the node's init takes that exit for the
-    node's end (docs/faults.md, "What a healed partition does"): until the fencing work, the lab is
-    whole again only once such a node is powered back."""
-    lc("heal", "all", "--lab", lab)
-    wait_for(lambda: not lc.status(lab)["split_brain"], 6 * DEADTIME, "one holder per resource again")
-    down = [n["name"] for n in lc.status(lab)["nodes"] if n["state"] != "running"]
-    for node in down:
-        lc("recover", "--lab", lab, node, "--timeout", "240", timeout=300)
-    st = wait_for(lambda: (s := lc.status(lab)) and s["settled"] and s, 240, "the lab to settle")
-    assert_whole(st)
-    return down
 
 
 def events(lc: Labctl, lab: str, since: float) -> list[dict[str, Any]]:
@@ -201,7 +186,7 @@ def test_freeze_longer_than_deadtime_barney_takes_over(settled_lab: str, lc: Lab
     assert fred["state"] == "paused" and fred["heartbeat"] == "frozen"
     assert [f["id"] for f in st["faults"]] == [rec["id"]]
     wait_for(lambda: served_by(lc.status(settled_lab), "barney"), 120, "barney to serve the share")
-    heal_and_power_back(lc, settled_lab)
+    heal_all(lc, settled_lab)
 
 
 # --------------------------------------------------------------------------- serial
@@ -244,7 +229,7 @@ def test_partition_and_serial_cut_is_split_brain_and_status_flags_it(settled_lab
     refused = wait_for(lambda: seen(lc, settled_lab, cut["since"], "barney", "ogfs", "refused"), 120,
                        "barney's ogfs mount to be refused, in the events")
     assert "still writes its disk heartbeat" in refused["text"], refused
-    heal_and_power_back(lc, settled_lab)
+    heal_all(lc, settled_lab)
 
 
 # --------------------------------------------------------------------------- processes
@@ -342,4 +327,4 @@ def test_disk_errors_for_fred_alone_withdraw_his_mount_and_barney_reads_it_whole
     assert got == before
     healed = json.loads(lc("heal", rec["id"], "--lab", settled_lab, "--json").stdout)["healed"][0]
     assert "went with its /run" in healed["detail"]  # fred is down: its control file is gone
-    heal_and_power_back(lc, settled_lab)
+    heal_all(lc, settled_lab)
