@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 import yaml
-from labrunner import ROOT, Labctl, holders, served_by, wait_for
+from labrunner import ROOT, Labctl, holders, read_back, served_by, wait_for, write_files
 
 pytestmark = pytest.mark.slow
 
 LAB = "faults"
 DEADTIME = 10.0  # the seed profile of two-node (topologies/two-node.yaml)
+UNC = "\\\\fscluster\\ogfs"
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +215,7 @@ def test_serial_cut_alone_no_failover_then_restore(settled_lab: str, lc: Labctl)
 
 def test_partition_and_serial_cut_is_split_brain_and_status_flags_it(settled_lab: str,
                                                                        lc: Labctl) -> None:
+    sums = write_files(lc, settled_lab, "client", UNC, "split")  # written before the cut
     apply(lc, settled_lab, "serial", "cut")
 
     def two_holders() -> Any:
@@ -229,7 +231,8 @@ def test_partition_and_serial_cut_is_split_brain_and_status_flags_it(settled_lab
     refused = wait_for(lambda: seen(lc, settled_lab, cut["since"], "barney", "ogfs", "refused"), 120,
                        "barney's ogfs mount to be refused, in the events")
     assert "still writes its disk heartbeat" in refused["text"], refused
-    heal_all(lc, settled_lab)
+    heal_all(lc, settled_lab)  # ends whole by itself: both nodes up, one holder each, serving
+    assert read_back(lc, settled_lab, "client", UNC, "split", sums) == sums
 
 
 # --------------------------------------------------------------------------- processes
