@@ -196,6 +196,12 @@ def test_freeze_longer_than_deadtime_barney_takes_over(settled_lab: str, lc: Lab
 def test_serial_cut_alone_no_failover_then_restore(settled_lab: str, lc: Labctl) -> None:
     rec = apply(lc, settled_lab, "serial", "cut", "barney-fred")
     assert rec["targets"] == ["fred-barney"]
+    # the relay's control is an abstract socket of the cable container: a node, which mounts the
+    # cable's directory, cannot reach it to plug or unplug anything
+    probe = ("import socket; s = socket.socket(socket.AF_UNIX); "
+             "s.connect('\\0labctl-cable-ctl:/cable')")
+    reached = lc("exec", "--lab", settled_lab, "fred", "--", "python3", "-c", probe, check=False)
+    assert reached.returncode != 0 and "ConnectionRefusedError" in reached.stderr, reached
 
     def serial_dead() -> Any:
         st = lc.status(settled_lab)

@@ -5,6 +5,7 @@ labctl's ``docker exec`` would run it. No Docker, no pty: test_serial_cable.py c
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -216,12 +217,24 @@ def test_bad_arguments_exit_2_and_an_unknown_index_names_the_cables(relay: Relay
     assert relay.status()["state"] == "plugged" and relay.status()["noise"] == 0.0
 
 
+def ctl_address(directory: Path) -> str:
+    """The relay's control socket: abstract, named after its directory (labctl-cable's docstring)."""
+    return "\0labctl-cable-ctl:" + os.path.realpath(directory)
+
+
+def test_the_control_socket_is_abstract_not_a_file_in_the_shared_directory(ends: Ends) -> None:
+    relay, _, _ = ends
+    assert not (relay.dir / "ctl.sock").exists()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(ctl_address(relay.dir))  # (a node, in its own namespace, cannot: tests/lab)
+
+
 def test_no_relay_exits_1(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, str(RELAY), "ctl", str(tmp_path), "status"],
                          capture_output=True, text=True, timeout=20)
     assert res.returncode == 1 and "no relay answers" in res.stderr, res
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    stale.bind(str(tmp_path / "ctl.sock"))  # a dead relay's socket: bound, nobody listening
+    stale.bind(ctl_address(tmp_path))  # bound, nobody listening, then gone: as after a relay's death
     stale.close()
     res = subprocess.run([sys.executable, str(RELAY), "ctl", str(tmp_path), "cut", "0"],
                          capture_output=True, text=True, timeout=20)
@@ -230,7 +243,7 @@ def test_no_relay_exits_1(tmp_path: Path) -> None:
 
 def test_hostile_control_clients_do_not_stop_the_cable(ends: Ends) -> None:
     relay, fred, barney = ends
-    path = str(relay.dir / "ctl.sock")
+    path = ctl_address(relay.dir)
 
     def client() -> socket.socket:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
