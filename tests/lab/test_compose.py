@@ -68,7 +68,7 @@ def subnets(network: Any) -> list[dict[str, str]]:
 @pytest.fixture
 def project_dir(tmp_path: Path, engine: Any, lc: Labctl) -> Iterator[Path]:
     if shutil.which("docker-compose") is None:
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+        pytest.fail("docker-compose is not installed (.ci/run installs it: apt-get install docker-compose)")
     tags = ImageSet.compute().as_dict()
     text = (CHECKED_IN / COMPOSE_FILE).read_text(encoding="utf-8")
     assert all(tag in text for tag in tags.values()), ("compose/two-node names other images than this "

@@ -297,9 +297,9 @@ def test_cli_export_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert cx.PLACEHOLDER_SECRET not in (tmp_path / "r/files/fred/tree/etc/ha.d/authkeys").read_text()
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
 def test_docker_compose_reads_it(tmp_path: Path) -> None:
     """docker-compose 1.29's own parser and schema (no engine needed for `config`)."""
+    assert shutil.which("docker-compose"), "docker-compose is not installed (.ci/run installs it)"
     cx.write_export(cx.compose_project(TWO), tmp_path)
     env = {**os.environ, "LABCTL_LAB": "t-config"}
     res = subprocess.run(["docker-compose", "config"], cwd=tmp_path, env=env, capture_output=True, text=True,
