@@ -20,6 +20,10 @@ going on writing could commit half an operation.  Afterwards every write and flu
 EIO (`withdrawn` says why); what the filesystem does about that is fs.py's (group commits with
 no request waiting are dropped, a cluster mount stops rather than give up its locks).  Reads go
 on: they change nothing, and the fault file says whether they fail too.
+
+The guard.  A cluster mount gives the device its disk lease's guard (ogfs/lease.py), asked
+before every write and flush: a mount whose journal another node took withdraws before it
+writes, by the same rule.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ def _raise() -> None:
 
 class Device:
     def __init__(self, path: str, readonly: bool = False, crash_after: int | None = None,
-                 on_crash: Callable[[], None] = _raise) -> None:
+                 on_crash: Callable[[], None] = _raise,
+                 guard: Callable[[], str | None] | None = None) -> None:
         self.path = path
         self.readonly = readonly
         self.fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
@@ -57,6 +62,7 @@ class Device:
         self.on_crash = on_crash
         self.faults = diskfault.Watch(path)
         self.withdrawn: str | None = None  # why this node stopped writing to the device
+        self.guard = guard  # None to go ahead, else why nothing may be written (the module doc)
 
     def read(self, blk: int, count: int = 1) -> bytes:
         w = self.faults
@@ -81,6 +87,9 @@ class Device:
             raise OSError(f"{self.path}: opened read-only")
         if self.withdrawn is not None:
             return self._refuse(f"write at block {offset // BLOCK}")
+        if self.guard is not None and (why := self.guard()) is not None:
+            self.withdraw(why)
+            return self._refuse(f"write at block {offset // BLOCK}")
         if self.crash_after is not None and self.writes >= self.crash_after:
             self.on_crash()
         self.writes += 1
@@ -94,7 +103,7 @@ class Device:
                 n = os.pwrite(self.fd, view, offset)
                 view, offset = view[n:], offset + n
         except OSError as e:
-            self._withdraw(f"write at block {start // BLOCK} failed: {e}")
+            self.withdraw(f"write at block {start // BLOCK} failed: {e}")
             return self._refuse(f"write at block {start // BLOCK}", e)
 
     def flush(self) -> None:
@@ -102,13 +111,16 @@ class Device:
             return
         if self.withdrawn is not None:
             return self._refuse("flush")
+        if self.guard is not None and (why := self.guard()) is not None:
+            self.withdraw(why)
+            return self._refuse("flush")
         try:
             w = self.faults
             if w.fault is not None or time.monotonic() >= w.due:
                 w.gate(diskfault.WRITE)
             os.fdatasync(self.fd)
         except OSError as e:
-            self._withdraw(f"flush failed: {e}")
+            self.withdraw(f"flush failed: {e}")
             return self._refuse("flush", e)
 
     def close(self) -> None:
@@ -116,7 +128,9 @@ class Device:
 
     # -- withdraw (see the module docstring) -----------------------------------------------
 
-    def _withdraw(self, why: str) -> None:
+    def withdraw(self, why: str) -> None:
+        if self.withdrawn is not None:
+            return  # the first reason stays
         self.withdrawn = why
         log.error("withdrawn: %s: %s; this node writes nothing more to it: writes and fsync fail "
                   "with EIO until a remount", self.path, why)

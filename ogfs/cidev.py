@@ -5,7 +5,9 @@ Layout (big-endian, 4096-byte blocks; a labctl design, the OpenGFS original was 
 * block 0: header: magic ``OGFSCIDV``, u32 format version, u64 config generation, u32 text length,
   u32 CRC32 of the text, u32 CRC32 of the header bytes before it; zero padding.
 * blocks 1..15: the normalised ``ogfscf.cf`` text (``ogfs.config.format``), UTF-8.
-* blocks 16..271: one disk-heartbeat slot per CID, owned by the lock server work.
+* blocks 16..271: one disk-heartbeat slot per CID, written by that node's mount (ogfs/slots.py).
+* blocks 272..527: one fence record per CID, written by the node that took that CID's journal
+  (ogfs/fence.py).
 
 The device may be a block device (a loop device in the lab) or a regular file (tests).
 This module runs on the cluster nodes: standard library only.
@@ -29,7 +31,8 @@ TEXT_BLOCKS = 15
 MAX_TEXT = TEXT_BLOCKS * BLOCK
 SLOT_FIRST_BLOCK = 16
 MAX_NODES = config.MAX_NODES
-MIN_SIZE = (SLOT_FIRST_BLOCK + MAX_NODES) * BLOCK
+FENCE_FIRST_BLOCK = SLOT_FIRST_BLOCK + MAX_NODES
+MIN_SIZE = (FENCE_FIRST_BLOCK + MAX_NODES) * BLOCK
 
 # magic, version, generation, text length, text CRC; the header CRC follows as one more u32.
 _HEAD = struct.Struct(">8sIQII")
@@ -94,7 +97,7 @@ def _open(dev_path: str, flags: int) -> int:
     if size < MIN_SIZE:
         os.close(fd)
         raise CidevError(f"{dev_path}: device too small: {size} bytes, a cidev needs at least {MIN_SIZE} "
-                         f"({SLOT_FIRST_BLOCK + MAX_NODES} blocks of {BLOCK})")
+                         f"({FENCE_FIRST_BLOCK + MAX_NODES} blocks of {BLOCK})")
     return fd
 
 
@@ -186,7 +189,7 @@ def write_config(dev_path: str, cfg: ClusterConfig) -> int:
 
         _pwrite(dev_path, fd, data.ljust(MAX_TEXT, b"\0"), TEXT_FIRST_BLOCK * BLOCK)
         if first_write:
-            _pwrite(dev_path, fd, bytes(MAX_NODES * BLOCK), SLOT_FIRST_BLOCK * BLOCK)
+            _pwrite(dev_path, fd, bytes(2 * MAX_NODES * BLOCK), SLOT_FIRST_BLOCK * BLOCK)  # slots, fences
         _fsync(dev_path, fd)
         _pwrite(dev_path, fd, _pack_header(generation, data), 0)
         _fsync(dev_path, fd)

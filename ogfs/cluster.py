@@ -1,20 +1,24 @@
 """Cluster mounts (lock_memexp): what a lock covers in the caches, the mount sequence with
-first-mounter recovery and the split-brain guard, journal recovery for a dead node, and the
-disk-heartbeat slot.  The daemon (ogfs/daemon.py) calls mount_cluster() and runs the tasks."""
+first-mounter recovery and the split-brain guard, journal recovery for a dead node, fencing
+before any replay (ogfs/fence.py) and the disk-heartbeat slot that is also this mount's lease
+(ogfs/lease.py).  The daemon (ogfs/daemon.py) calls mount_cluster() and runs the tasks."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
-from . import cidev, journal, slots, slotwatch
+from . import cidev, fence, journal, powerswitch, slots, slotwatch
+from .config import ClusterConfig, NodeEntry
 from .fs import Filesystem, MountError, Options
 from .glock import Glocks, TryFailed
 from .layout import Superblock
+from .lease import Lease
 from .memexp.client import LockClient, MemexpError
 from .memexp.protocol import EX, INODE, IOPEN, JOURNAL, NOEXP, RGRP, TRY, TRY_1CB, UN, Name
 
@@ -86,9 +90,14 @@ class ClusterMount:
     fs: Filesystem
     client: LockClient
     glocks: Glocks
-    slot: slots.Slot
+    lease: Lease
     cidev_path: str
     first: bool
+    fences: list[fence.Record] = field(default_factory=list)  # journals this mount took
+
+    @property
+    def slot(self) -> slots.Slot:
+        return self.lease.slot
 
 
 def cache_hooks(cm: ClusterMount) -> CacheHooks:
@@ -137,19 +146,35 @@ async def mount_cluster(device: str, sb: Superblock, hostdata: str | None, lockt
         raise MountError(f"journal {jid} is in use by another node: is hostdata={hostdata} "
                          f"mounted elsewhere?") from None
     first = bool(reply["first"])
-    slot = slots.Slot(me.cid, slots.MOUNTING, client.incarnation, 0, time.time_ns(),
-                      cfg.slot_interval_ms, hostdata)
+    lease = Lease(locktable, slots.Slot(me.cid, slots.MOUNTING, client.incarnation, 0, time.time_ns(),
+                                        cfg.slot_interval_ms, hostdata))
+    fences: list[fence.Record] = []
     if first:
-        alive = await trio.to_thread.run_sync(
-            slotwatch.check_slots, locktable, me.cid, [n.cid for n in cfg.nodes], log)
+        cids = [n.cid for n in cfg.nodes]
+        alive = await trio.to_thread.run_sync(slotwatch.check_slots, locktable, me.cid, cids, log)
         if alive:
             who = ", ".join(f"{s.hostdata} (cid {s.cid})" for s in alive)
             raise MountError(f"refusing to mount as first node: {who} still writes its disk "
                              f"heartbeat on {locktable} (split brain? STOMITH it first)")
-    slots.write_slot(locktable, slot)
+        # Every other mount the slots show is dead by its disk heartbeat: power it off where a
+        # switch can, mark its journal taken, and only then let Filesystem() replay it.
+        for s in slots.live_others(locktable, me.cid, cids, wait=False):
+            victim = cfg.node_by_cid(s.cid)
+            if victim is not None:
+                rec = await trio.to_thread.run_sync(_fence_dead, cfg, locktable, victim, me)
+                if rec is not None:
+                    fences.append(rec)
+    for j in reply.get("recover", []):  # memexpd's STOMITH step fenced these (or says it did not)
+        victim = cfg.node_by_cid(j)
+        if victim is not None and j != jid:
+            rec = await trio.to_thread.run_sync(_take, locktable, j, me, _after_stomith(cfg, victim))
+            if rec is not None:
+                fences.append(rec)
+    await trio.to_thread.run_sync(lease.renew)  # our slot: "mounting", and the lease begins
     recover = None if first else sorted(set(reply.get("recover", [])) | {jid})
     fs = Filesystem(device, Options(jid=jid, readonly=readonly, commit_interval=commit,
-                                    barrier=barrier, recover=recover, cluster=True))
+                                    barrier=barrier, recover=recover, cluster=True,
+                                    guard=lease.guard))
     hooks.fs = fs
     fs.flush_for_demote()
     fs.inodes.clear()  # read under locks from now on
@@ -162,6 +187,11 @@ async def mount_cluster(device: str, sb: Superblock, hostdata: str | None, lockt
         name = (JOURNAL, j)
         await glocks.acquire(name, EX, NOEXP)
         try:
+            victim = cfg.node_by_cid(j)
+            if victim is not None:
+                rec = await trio.to_thread.run_sync(_take, locktable, j, me, _after_stomith(cfg, victim))
+                if rec is not None:
+                    fences.append(rec)
             log.info("jid=%d: Trying to acquire journal lock... Looking at journal...", j)
             n = journal.replay(fs.dev, fs.sb.journals[j], j, fs.sb.uuid)
             log.info("jid=%d: Replaying journal... replayed %d transaction(s); Done", j, n)
@@ -171,21 +201,61 @@ async def mount_cluster(device: str, sb: Superblock, hostdata: str | None, lockt
         await client.simple("RECOVERY_DONE", jid=j, ok=True)
 
     client.on_recover = recover_journal
-    slot.state = slots.MOUNTED
-    return ClusterMount(fs, client, glocks, slot, locktable, first)
+    lease.slot.state = slots.MOUNTED
+    return ClusterMount(fs, client, glocks, lease, locktable, first, fences)
+
+
+def _take(cidev_path: str, victim: int, me: NodeEntry, how: str) -> fence.Record | None:
+    return fence.take(cidev_path, victim, me.cid, me.ip, how, log,
+                      functools.partial(slotwatch.unchanged_since, cidev_path))
+
+
+def _after_stomith(cfg: ClusterConfig, victim: NodeEntry) -> str:
+    """How a node memexpd expired was fenced: by its STOMITH method's kind."""
+    method = cfg.method(victim.method)
+    kind = method.kind if method is not None else "manual"
+    if kind == "none":
+        return fence.UNFENCED
+    return fence.POWERED_OFF if kind == "labctl" else fence.STOMITH_DONE
+
+
+def _fence_dead(cfg: ClusterConfig, cidev_path: str, victim: NodeEntry, me: NodeEntry) -> fence.Record | None:
+    """A first mounter found `victim` dead by its disk heartbeat alone: switch it off if its
+    STOMITH method is the lab's switch (and wait for the switch to confirm), then take() it."""
+    try:
+        switch = powerswitch.switch_of(cfg, victim)
+        if switch is not None:
+            addr, port, plug = switch
+            log.warning("fence: powering %s (cid %d) off: power switch %s:%d, plug %s", victim.ip,
+                        victim.cid, addr, port, plug)
+            answer = powerswitch.power_off(addr, port, plug)
+            log.warning("fence: the power switch says %r", answer)
+            return _take(cidev_path, victim.cid, me, f"{fence.POWERED_OFF} (plug {plug})")
+    except powerswitch.SwitchError as e:
+        raise MountError(f"cannot fence {victim.ip} (cid {victim.cid}) before replaying its "
+                         f"journal: {e}") from None
+    log.warning("fence: %s (cid %d) has STOMITH method '%s': nothing powers it off; replaying its "
+                "journal UNFENCED (if it is only frozen, its disk lease withdraws it when it wakes)",
+                victim.ip, victim.cid, victim.method)
+    return _take(cidev_path, victim.cid, me, fence.UNFENCED)
 
 
 async def slot_writer(cm: ClusterMount) -> None:
-    """Keep our disk heartbeat moving while we are mounted."""
+    """Keep our disk heartbeat, and with it our lease, moving while we are mounted; renew every
+    half lease so that writes almost never wait for a renewal (ogfs/lease.py)."""
     while True:
-        cm.slot.counter += 1
-        cm.slot.time_ns = time.time_ns()
-        await trio.to_thread.run_sync(slots.write_slot, cm.cidev_path, cm.slot)
-        await trio.sleep(cm.slot.interval_ms / 1000)
+        try:
+            rec = await trio.to_thread.run_sync(cm.lease.renew)
+        except OSError as e:  # the guard withdraws the mount if this lasts past the lease
+            log.warning("cannot write the disk heartbeat slot on %s: %s", cm.cidev_path, e)
+            rec = None
+        if rec is not None:
+            cm.fs.dev.withdraw(f"fenced: {rec.describe()}")
+            return
+        await trio.sleep(cm.lease.length / 2)
 
 
 async def leave(cm: ClusterMount) -> None:
-    """After the final commit: mark our slot unmounted and log out of memexpd."""
-    cm.slot.state = slots.UNMOUNTED
-    slots.write_slot(cm.cidev_path, cm.slot)
+    """After the final commit: mark our slot unmounted (not if fenced) and log out of memexpd."""
+    await trio.to_thread.run_sync(cm.lease.release)
     await cm.client.unmount()

@@ -179,7 +179,8 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
                     "blocks_freed": fs.alloc.freed}
         out: dict[str, Any] = {"device": opts.device, "mountpoint": opts.mountpoint, "jid": fs.jid,
                                "hostdata": opts.hostdata, "lockproto": proto, "readonly": opts.readonly,
-                               "replayed": fs.replayed, "statfs": fs.statfs(fresh=cm is not None)}
+                               "replayed": fs.replayed, "withdrawn": fs.dev.withdrawn,
+                               "statfs": fs.statfs(fresh=cm is not None)}
         if cm is not None:
             counters.update(cm.glocks.counters)
             counters.update(cm.client.counters)
@@ -187,6 +188,11 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
             out["epoch"] = cm.client.epoch
             out["glocks"] = cm.glocks.dump()
             out["inflight"] = [h.describe() for h in state["ops"].inflight]
+            lease = cm.lease
+            out["lease"] = {"mount_id": f"{lease.slot.mount_id:016x}", "renewals": lease.renewals,
+                            "fenced": lease.fenced.describe() if lease.fenced else None}
+            out["fences"] = [{"jid": r.cid, "how": r.how, "unfenced": r.unfenced, "time_ns": r.time_ns,
+                              "text": r.describe()} for r in cm.fences]
         out["counters"] = counters
         return out
 

@@ -75,6 +75,8 @@ class Options:
     # limited to the resource groups this node holds locks on (ogfs/glock.py grants them).
     recover: list[int] | None = None
     cluster: bool = False
+    # Asked before every write and flush: the cluster mount's disk lease (ogfs/lease.py).
+    guard: Callable[[], str | None] | None = None
 
 
 def now() -> int:
@@ -89,7 +91,8 @@ class Filesystem:
     def __init__(self, dev_path: str, opts: Options) -> None:
         self.opts = opts
         kw = {} if opts.on_crash is None else {"on_crash": opts.on_crash}
-        self.dev = Device(dev_path, readonly=opts.readonly, crash_after=opts.crash_after, **kw)
+        self.dev = Device(dev_path, readonly=opts.readonly, crash_after=opts.crash_after,
+                          guard=opts.guard, **kw)
         try:
             self.sb = Superblock.unpack(self.dev.read(SB_BLOCK))
         except Exception as err:

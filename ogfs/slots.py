@@ -24,7 +24,8 @@ from .cidev import BLOCK, SLOT_FIRST_BLOCK
 MAGIC = b"OGFSSLOT"
 UNMOUNTED, MOUNTING, MOUNTED = 0, 1, 2
 STATE_NAMES = {UNMOUNTED: "unmounted", MOUNTING: "mounting", MOUNTED: "mounted"}
-_S = struct.Struct(">8sIIQQQI64s")
+# magic, cid, state, incarnation, counter, time_ns, interval_ms, hostdata, mount_id
+_S = struct.Struct(">8sIIQQQI64sQ")
 
 
 @dataclass
@@ -36,10 +37,13 @@ class Slot:
     time_ns: int = 0
     interval_ms: int = 0
     hostdata: str = ""
+    # Random, new for every mount: a fence record (ogfs/fence.py) names the mount it fences, so
+    # the same node mounting again later is not fenced by an old record.
+    mount_id: int = 0
 
     def pack(self) -> bytes:
         body = _S.pack(MAGIC, self.cid, self.state, self.incarnation, self.counter, self.time_ns,
-                       self.interval_ms, self.hostdata.encode()[:64].ljust(64, b"\0"))
+                       self.interval_ms, self.hostdata.encode()[:64].ljust(64, b"\0"), self.mount_id)
         return (body + struct.pack(">I", zlib.crc32(body))).ljust(BLOCK, b"\0")
 
 
@@ -54,8 +58,9 @@ def read_slot(cidev: str, cid: int) -> Slot | None:
         return None
     if struct.unpack(">I", raw[_S.size:])[0] != zlib.crc32(raw[:_S.size]):
         return None
-    _m, c, state, inc, counter, t, interval, host = _S.unpack(raw[:_S.size])
-    return Slot(c, state, inc, counter, t, interval, host.rstrip(b"\0").decode(errors="replace"))
+    _m, c, state, inc, counter, t, interval, host, mount_id = _S.unpack(raw[:_S.size])
+    return Slot(c, state, inc, counter, t, interval, host.rstrip(b"\0").decode(errors="replace"),
+                mount_id)
 
 
 def write_slot(cidev: str, slot: Slot) -> None:

@@ -4,6 +4,7 @@
     ogfs_tool journals DEVICE|MOUNTPOINT  each journal: clean or dirty, transactions to replay
     ogfs_tool getsb DEVICE|MOUNTPOINT     the superblock
     ogfs_tool counters MOUNTPOINT         the daemon's counters (commits, checkpoints, ...)
+    ogfs_tool mount MOUNTPOINT            the mount: withdrawn (why), its disk lease, journals it took
     ogfs_tool lockdump [MOUNTPOINT|DEVICE]  memexpd's lock storage: holders, waiters, frozen locks
     ogfs_tool nodes [MOUNTPOINT|DEVICE]     memexpd's view of the nodes: live, expired, STOMITH, ...
     ogfs_tool stomith-ack NODE            tell memexpd that NODE (its IP or CID) has been reset
@@ -65,6 +66,29 @@ def ask_daemon(mountpoint: str, req: str = "info") -> dict[str, Any]:
     except OSError as e:
         raise ToolError(f"{mountpoint}: the ogfs daemon does not answer on {path} ({e.strerror})") from None
     return json.loads(buf)
+
+
+def mount_state(target: str) -> dict[str, Any]:
+    """What the daemon of a mount says of itself: its journal, withdrawn or not and why, its
+    disk lease, and the journals it took from other nodes (docs/ogfs.md, "Fencing")."""
+    _dev, mnt = device_of(target)
+    if mnt is None:
+        raise ToolError(f"{target}: not an ogfs mount point")
+    info = ask_daemon(mnt)
+    keys = ("mountpoint", "device", "jid", "hostdata", "lockproto", "first", "withdrawn", "lease", "fences")
+    return {k: info.get(k) for k in keys}
+
+
+def print_mount(st: dict[str, Any]) -> None:
+    print(f"{st['mountpoint']}: {st['device']}, journal {st['jid']}, lockproto {st['lockproto']}"
+          + (", first mounter" if st.get("first") else ""))
+    print(f"  withdrawn: {st['withdrawn']}" if st.get("withdrawn") else "  writing")
+    lease = st.get("lease")
+    if lease:
+        print(f"  disk lease: mount {lease['mount_id']}, {lease['renewals']} renewal(s)"
+              + (f", FENCED: {lease['fenced']}" if lease.get("fenced") else ""))
+    for f in st.get("fences") or []:
+        print(f"  took {f['text']}")
 
 
 def read_sb(dev: Device) -> Superblock:
@@ -320,8 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         return diskfault_main(argv[1:])
     ap = argparse.ArgumentParser(prog="ogfs_tool", formatter_class=argparse.RawDescriptionHelpFormatter,
                                  description=__doc__.split("\n", 2)[2] if __doc__ else None)
-    ap.add_argument("action", choices=["df", "journals", "getsb", "counters", "lockdump", "nodes",
-                                       "stomith-ack", "diskfault"])
+    ap.add_argument("action", choices=["df", "journals", "getsb", "counters", "mount", "lockdump",
+                                       "nodes", "stomith-ack", "diskfault"])
     ap.add_argument("target", nargs="?", help="mount point or device (stomith-ack: the node's IP or CID)")
     ap.add_argument("--json", action="store_true", help="print JSON")
     src = ap.add_mutually_exclusive_group()
@@ -360,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
             if not a.json:
                 for k, v in res.items():
                     print(f"  {k} = {v}")
+        elif a.action == "mount":
+            res = mount_state(a.target)
+            if not a.json:
+                print_mount(res)
         else:
             _dev, mnt = device_of(a.target)
             if mnt is None:

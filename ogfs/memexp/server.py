@@ -13,8 +13,9 @@ and LockTable actions into frames, in the order they come (docs/memexp-protocol.
   may come twice: the node treats a repeat as a no-op).
 * a timer calls LockTable.tick every timeout/10 s: expiry and the end of the grace period.
 * STOMITH: manual logs what the operator must do and waits for STOMITH_ACK; none acknowledges
-  at once with a loud warning; labctl (the lab's virtual power switch) is not implemented yet
-  and falls back to manual.
+  at once with a loud warning; labctl asks the lab's power switch to power the node off
+  (ogfs/powerswitch.py) and counts it done only when the switch confirms, retrying until it
+  does (an operator's STOMITH_ACK also ends the wait).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from typing import Any
 
 import trio
 
-from .. import slotwatch
-from ..config import ClusterConfig
+from .. import powerswitch, slotwatch
+from ..config import ClusterConfig, NodeEntry
 from .aio import Channel
 from .locktable import (
     LIVE,
@@ -270,13 +271,34 @@ class MemexpServer:
             log.warning("STOMITH none: node %s (cid %d) is NOT fenced (method '%s' is 'none': unsafe, for "
                         "drills only); recovering its journal as if it had been reset", ip, a.cid, a.method)
             self._run(self.table_().stomith_done(a.cid))
-        elif kind == "labctl":
-            plug = node.plug if node and node.plug else "?"
-            log.warning("STOMITH labctl (method '%s', plug %s): the virtual power switch is not "
-                        "implemented yet; falling back to manual: reset %s, then run: %s",
-                        a.method, plug, ip, ack)
+        elif kind == "labctl" and node is not None and self.nursery is not None:
+            self.nursery.start_soon(self._power_off, node)
         else:
             log.warning("STOMITH manual: reset %s, then run: %s", ip, ack)
+
+    async def _power_off(self, node: NodeEntry) -> None:
+        """STOMITH labctl: the switch powers `node` off; only its OK lets recovery start."""
+        delay = 1.0
+        while self.table_().nodes[node.cid].journal == STOMITH_WAIT:
+            try:
+                switch = powerswitch.switch_of(self.cfg, node)
+                assert switch is not None  # _stomith checked the method's kind
+                addr, port, plug = switch
+                log.warning("STOMITH labctl: powering %s (cid %d) off: power switch %s:%d, plug %s",
+                            node.ip, node.cid, addr, port, plug)
+                answer = await trio.to_thread.run_sync(powerswitch.power_off, addr, port, plug)
+            except powerswitch.SwitchError as e:
+                log.warning("STOMITH labctl of %s failed: %s; trying again in %g s (or reset it and "
+                            "run: ogfs_tool stomith-ack %s)", node.ip, e, delay, node.ip)
+                await trio.sleep(delay)
+                delay = min(2 * delay, 30.0)
+                continue
+            if self.table_().nodes[node.cid].journal != STOMITH_WAIT:
+                return  # acknowledged by hand meanwhile
+            log.warning("STOMITH of node %s (cid %d) done: the power switch says %r",
+                        node.ip, node.cid, answer)
+            self._run(self.table_().stomith_done(node.cid))
+            return
 
     def _sync_sessions(self) -> None:
         table = self.table_()

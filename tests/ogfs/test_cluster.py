@@ -470,3 +470,76 @@ def test_mount_without_memexpd_fails_in_bounded_time(cluster: Cluster) -> None:
     assert res.returncode == 32
     assert "cannot reach the lock server memexpd at 127.0.0.1" in res.stderr
     assert time.monotonic() - t < 60
+
+
+def _daemon_pid(m: Mount) -> int:
+    return int(Path(f"/run/ogfs/{str(m.path).strip('/').replace('/', '-')}.pid").read_text())
+
+
+def _mount_state(m: Mount) -> dict:
+    res = ogfs_cmd("ogfs_tool", "mount", m.path, "--json")
+    return json.loads(res.stdout) if res.returncode == 0 else {}
+
+
+def _block_hashes(dev: LoopDevice) -> list[bytes]:
+    import hashlib
+    with open(dev.path, "rb") as f:
+        return [hashlib.sha1(b).digest() for b in iter(lambda: f.read(4096), b"")]
+
+
+def test_a_node_frozen_past_its_lease_wakes_up_fenced_and_writes_nothing(cluster: Cluster) -> None:
+    """The seed's failover with a node that is only frozen (docs/ogfs.md, "Fencing"): a mounts
+    and writes; a and memexpd freeze; a fresh memexpd, and b mounts first, judges a dead by its
+    slot, replays a's journal (unfenced: STOMITH manual) and writes.  a wakes up: its lease has
+    run out, its renewal finds the fence, and it withdraws before writing a single block."""
+    a = cluster.mount(A_IP, "a")
+    acked: list[str] = []
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for i in range(100000):
+                with open(a.path / f"a{i}", "wb") as f:
+                    f.write(b"a%d" % i * 500)
+                    f.flush()
+                    os.fsync(f.fileno())
+                acked.append(f"a{i}")
+        except OSError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    wait_for(lambda: len(acked) >= 20, 30, "a's writer")
+    assert cluster.memexpd is not None
+    os.kill(_daemon_pid(a), signal.SIGSTOP)
+    os.kill(cluster.memexpd.pid, signal.SIGSTOP)
+    before_freeze = list(acked)
+    cluster.kill_memexpd()  # a stopped memexpd dies of SIGKILL: the port is free for a fresh one
+    cluster.start_memexpd()
+    b = cluster.mount(B_IP, "b")
+    for name in before_freeze:
+        assert (b.path / name).read_bytes() == b"a%d" % int(name[1:]) * 500
+    for i in range(20):
+        with open(b.path / f"b{i}", "wb") as f:
+            f.write(os.urandom(6000))
+            f.flush()
+            os.fsync(f.fileno())
+    mine = {f"b{i}": (b.path / f"b{i}").read_bytes() for i in range(20)}
+    taken = _mount_state(b)["fences"]
+    assert [(f["jid"], f["unfenced"]) for f in taken] == [(0, True)], taken
+    assert "replaying its journal UNFENCED" in _daemon_log(b)
+    on_disk = _block_hashes(cluster.data)
+
+    os.kill(_daemon_pid(a), signal.SIGCONT)
+    st = wait_for(lambda: (s := _mount_state(a)) and s.get("withdrawn") and s, 30, "a to withdraw")
+    assert f"journal 0 taken by {B_IP} (cid 1)" in st["withdrawn"], st
+    assert st["lease"]["fenced"], st
+    t.join(30)
+    assert not t.is_alive() and errors and getattr(errors[0], "errno", None) == 5, errors  # EIO
+    assert _block_hashes(cluster.data) == on_disk, "a wrote to the disk after it woke up"
+    assert "fenced: journal 0 taken by" in _daemon_log(a)
+
+    a.umount()
+    assert {n: (b.path / n).read_bytes() for n in mine} == mine
+    b.umount()
+    fsck_clean(cluster)

@@ -341,7 +341,7 @@ def make_device(tmp_path: Path, size: int = cidev.MIN_SIZE, fill: bytes = b"\0")
 
 def test_layout_constants() -> None:
     assert (cidev.BLOCK, cidev.SLOT_FIRST_BLOCK, cidev.MAX_NODES) == (4096, 16, 256)
-    assert cidev.MIN_SIZE == 272 * 4096
+    assert cidev.MIN_SIZE == 528 * 4096  # slots, then fence records
 
 
 def test_write_read_round_trip(tmp_path: Path) -> None:
@@ -382,16 +382,16 @@ def test_rewrite_with_a_shorter_config(tmp_path: Path) -> None:
     assert cidev.read_config(str(dev)) == SEED_CONFIG
 
 
-def test_slots_zeroed_on_first_write_and_kept_on_rewrite(tmp_path: Path) -> None:
+def test_slots_and_fences_zeroed_on_first_write_and_kept_on_rewrite(tmp_path: Path) -> None:
     size = cidev.MIN_SIZE + 8 * 4096
     dev = make_device(tmp_path, size, b"\xff")
-    slots = slice(16 * 4096, 272 * 4096)
+    slots = slice(16 * 4096, 528 * 4096)  # the slots, then the fence records
     cidev.write_config(str(dev), SEED_CONFIG)
     raw = dev.read_bytes()
     assert not any(raw[slots])
-    assert raw[272 * 4096:] == b"\xff" * 8 * 4096  # beyond the slots: not ours
+    assert raw[528 * 4096:] == b"\xff" * 8 * 4096  # beyond the fence records: not ours
 
-    pattern = bytes(range(256)) * (256 * 4096 // 256)
+    pattern = bytes(range(256)) * (512 * 4096 // 256)
     with open(dev, "r+b") as f:
         f.seek(16 * 4096)
         f.write(pattern)
