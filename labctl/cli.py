@@ -157,6 +157,8 @@ def print_status(st: Any) -> None:
         state = _colour(n.state)
         if n.how_down:
             state += f"\n[dim]{escape(n.how_down)}[/]"
+        if n.withdrawn:
+            state += f"\n[bold red]mount withdrawn[/]: {escape(n.withdrawn[:160])}"
         links = "\n".join(f"{lk.peer} {lk.medium} {_colour(lk.status)}"
                           + (f" [magenta](cut: {lk.cut_by})[/]" if lk.cut_by else "")
                           for lk in n.links) or "-"
@@ -193,6 +195,10 @@ def print_status(st: Any) -> None:
     else:
         verdict = "[yellow]degraded[/]"
     OUT.print(f"cluster: {verdict}" + (" [dim](share not checked)[/]" if st.share is None else ""))
+    for n in st.nodes:
+        for took in n.took:
+            mark = "[bold yellow]" if "UNFENCED" in took else "[dim]"
+            OUT.print(f"{mark}{escape(n.name)}'s mount: {escape(took)}[/]")
     for f in st.faults:
         state = "in effect" if f["since"] else "being applied?"
         OUT.print(f"[magenta]fault {f['id']}[/] {escape(f['command'])} ({state}): labctl heal {f['id']}")
@@ -279,8 +285,9 @@ def cmd_render(a: argparse.Namespace) -> int:
         return 0
     for path in written:
         OUT.print(str(path))
-    OUT.print(f"[dim]{len(written)} files for {len(topology.nodes)} nodes, the client, the cable and the "
-              f"disk helper of {topology.name} (profile {topology.heartbeat.name}, lock protocol "
+    extra = ", the power switch" if topology.cluster.stomith == "labctl" else ""
+    OUT.print(f"[dim]{len(written)} files for {len(topology.nodes)} nodes, the client, the cable{extra} and "
+              f"the disk helper of {topology.name} (profile {topology.heartbeat.name}, lock protocol "
               f"{a.lockproto}); "
               "plan.json is every network, volume and container up creates (the outer subnet is the "
               "pool's first: up takes the first free one); authkeys has a fresh secret[/]")

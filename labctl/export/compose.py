@@ -40,6 +40,7 @@ from labctl.plan.names import LABEL_HELPER_IMAGE, LABEL_LAB, LABEL_SOURCE, LABEL
 from labctl.render.disk import DISK_MOUNT, IMAGE_PATH, LOOPS_FILE
 from labctl.render.files import RenderedFile
 from labctl.render.lan import DEFAULT_POOL, OUTER_PREFIX
+from labctl.runtime.context import DEFAULT_SOCKET
 from labctl.topology.model import Topology
 
 COMPOSE_FILE = "docker-compose.yml"
@@ -373,6 +374,9 @@ def compose_project(
         argv = [*(spec.entrypoint if spec.entrypoint is not None else IMAGE_ENTRYPOINT[spec.image]),
                 *(spec.command if spec.command is not None
                   else IMAGE_COMMAND[spec.image] if spec.entrypoint is None else ())]
+        if spec.role == "switch":  # its plugs and its lab name it by container name
+            argv = [_LAB if a == plan.lab else
+                    a.replace(f"={PREFIX}{plan.lab}-", f"={PREFIX}{_LAB}-") for a in argv]
         svc: dict[str, Any] = {
             "image": tags[spec.image],
             "container_name": _name(plan, spec.name),
@@ -405,6 +409,8 @@ def compose_project(
         if spec.partitions:
             vols.append(f"disk:{NODE_DISK_MOUNT}:ro")
         vols.append(f"./{FILES_DIR}/{spec.host}:{FILES_MOUNT}:ro")
+        if spec.engine_socket is not None:  # the power switch (docs/security.md): Docker's default
+            vols.append(f"{DEFAULT_SOCKET}:{spec.engine_socket}")  # socket, compose's own engine
         svc["volumes"] = vols
         svc["mem_limit"] = _size(spec.memory)
         svc["memswap_limit"] = _size(spec.memory)  # no swap on top, as labctl up
@@ -462,6 +468,10 @@ def _service_note(plan: LabPlan, spec: ContainerSpec) -> str:
                 "smbclient ...).")
     if spec.role == "cable":
         return "The serial cable's relay: no network, every capability dropped."
+    if spec.role == "switch":
+        return (f"The lab's power switch (STOMITH labctl, docs/fencing.md) on outer address {spec.address}:\n"
+                f"every capability dropped, but the engine's socket ({DEFAULT_SOCKET}) mounted: it powers\n"
+                "this lab's nodes off when the cluster asks, and nothing else (docs/security.md).")
     return f"{spec.role} {spec.host}"
 
 

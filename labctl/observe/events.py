@@ -226,15 +226,20 @@ class NodeLogs:
 
 
 class RelayLogs:
-    """The serial cable relay's output, with Docker's stamps (``docker logs -t``)."""
+    """A helper container's output, with Docker's stamps (``docker logs -t``): the serial cable
+    relay's (``cable``), or the power switch's (``switch``)."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, host: str = "cable") -> None:
+        from labctl.observe.logparse import parse_relay, parse_switch
+
         self.lab = lab
-        self.ctx = _context("cable", "docker logs")
+        self.host = host
+        self.parse = parse_switch if host == "switch" else parse_relay
+        self.ctx = _context(host, "docker logs")
         self.last = 0.0  # Docker's stamp of the last line read
 
     def _lines(self, data: bytes) -> list[Event]:
-        from labctl.observe.logparse import docker_stamp, parse_relay
+        from labctl.observe.logparse import docker_stamp
 
         out = []
         for raw in data.decode("utf-8", "replace").splitlines():
@@ -243,7 +248,7 @@ class RelayLogs:
                 continue
             self.last = stamp
             try:
-                ev = parse_relay(raw, self.ctx)
+                ev = self.parse(raw, self.ctx)
             except Exception:  # noqa: BLE001 - as FileLog.line
                 ev = None
             if ev is not None:
@@ -251,11 +256,11 @@ class RelayLogs:
         return out
 
     def read(self) -> list[Event]:
-        return self._lines(b"".join(self.lab.relay_logs()))
+        return self._lines(b"".join(self.lab.relay_logs(host=self.host)))
 
     def follow(self, emit: Callable[[list[Event]], None]) -> None:
         pending = b""
-        for chunk in self.lab.relay_logs(follow=True, since=int(self.last) or None):
+        for chunk in self.lab.relay_logs(follow=True, since=int(self.last) or None, host=self.host):
             pending += chunk
             done, _, pending = pending.rpartition(b"\n")
             batch = self._lines(done)
@@ -343,6 +348,7 @@ class Events:
         self.lab = lab
         self.nodes = {host: NodeLogs(lab, host) for host in lab.node_names}
         self.relay = RelayLogs(lab)
+        self.switch = RelayLogs(lab, "switch") if lab.topology.cluster.stomith == "labctl" else None
         self.faults: set[tuple[str, str]] = set()  # (record id, kind) shown already
 
     def new_faults(self) -> list[Event]:
@@ -357,6 +363,8 @@ class Events:
         from concurrent.futures import ThreadPoolExecutor
 
         readers: list[Callable[[], list[Event]]] = [self.relay.read, self.new_faults]
+        if self.switch is not None:
+            readers.append(self.switch.read)
         readers += [logs.read for logs in self.nodes.values()]
         with ThreadPoolExecutor(len(readers)) as pool:
             found = list(pool.map(lambda read: read(), readers))
@@ -376,7 +384,7 @@ def follow_events(lab: Lab, since: float | None = None, everything: bool = False
     engine = lab.watch(WATCHED)  # first: a start after this point is not missed
     ev_all = Events(lab)
     out: queue.Queue[list[Event] | BaseException | None] = queue.Queue()
-    started = {host: threading.Event() for host in (*ev_all.nodes, "cable")}
+    started = {host: threading.Event() for host in (*ev_all.nodes, "cable", "switch")}
     records = threading.Event()
 
     def on_engine() -> None:
@@ -424,6 +432,8 @@ def follow_events(lab: Lab, since: float | None = None, everything: bool = False
     yield from (ev for ev in history if keep(ev, since, everything))
     workers = [guarded(on_engine), guarded(on_records),
                guarded(keep_following, "cable", ev_all.relay, lambda: False)]  # logs -f ends at its stop
+    if ev_all.switch is not None:
+        workers.append(guarded(keep_following, "switch", ev_all.switch, lambda: False))
     for host, logs in ev_all.nodes.items():
         workers.append(guarded(keep_following, host, logs, lambda h=host: lab.state(h).running))
     for work in workers:

@@ -186,7 +186,11 @@ MEMEXPD = _rules(
     (rf"^{_NODE} restarted \(new incarnation\)", "restarted"),
     (rf"^STOMITH of {_NODE} acknowledged", "stomith-ack"),
     (r"^STOMITH_ACK for (?P<node>\S+) from \S+ refused", "stomith-ack-refused"),
-    (r"^STOMITH (?:manual|labctl\b.*): reset (?P<node>[^,\s]+), then run", "stomith-wait"),
+    (r"^STOMITH manual: reset (?P<node>[^,\s]+), then run", "stomith-wait"),
+    (r"^STOMITH labctl: powering (?P<node>\S+) \(cid (?P<cid>\d+)\) off: power switch (?P<switch>\S+), "
+     r"plug (?P<plug>\S+)", "power-off"),
+    (r"^STOMITH labctl of (?P<node>\S+) failed: (?P<reason>.*)", "power-off-failed"),
+    (rf"^STOMITH of {_NODE} done: the power switch says", "stomith-done"),
     (rf"^still waiting for the STOMITH of {_NODE}", "stomith-wait"),
     (rf"^STOMITH none: {_NODE} is NOT fenced", "stomith-none"),
     (r"^journal (?P<jid>\d+) \((?P<node>[^)]+)\) recovered by node (?P<by>\S+)", "recovery-done"),
@@ -249,6 +253,13 @@ OGFS = _rules(
     (r"^withdrawn: (?P<device>[^\s:]+): (?P<reason>.*?); this node writes nothing more", "withdrawn"),
     (r"^(?P<reason>.*); withdrawing: operations fail with EIO", "withdrawn"),
     (r"^cid (?P<cid>\d+) \((?P<node>[^)]+)\): its disk heartbeat slot says \w+ but .*: dead", "slot-dead"),
+    # fencing before a replay (docs/fencing.md): the power-off, and the record written on the cidev
+    (r"^fence: powering (?P<node>\S+) \(cid (?P<cid>\d+)\) off: power switch (?P<switch>\S+), "
+     r"plug (?P<plug>\S+)", "power-off"),
+    (r"^fence: (?P<node>\S+) \(cid (?P<cid>\d+)\) has STOMITH method '(?P<method>[^']*)': nothing powers",
+     "unfenced-replay"),
+    (r"^fence: journal (?P<jid>\d+) taken by (?P<by>\S+) \(cid \d+\) at \S+, (?P<how>UNFENCED)\b", "fence"),
+    (r"^fence: journal (?P<jid>\d+) taken by (?P<by>\S+) \(cid \d+\) at \S+, (?P<how>[^(]*?) \(", "fence"),
     (r"^lost the lock server memexpd at (?P<server>\S+) ", "lockserver-lost"),
     (r"^lock server back \(epoch (?P<epoch>\d+)\): reclaimed (?P<locks>\d+)", "lockserver-back"),
     (r"^memexpd asks this node to recover journal (?P<jid>\d+)", "recover-request"),
@@ -300,6 +311,28 @@ def parse_serial_end(line: str, ctx: Context) -> Event | None:
     """/var/log/labctl/serial-<tty>.log, a node's end of a cable (runtime/assets/labctl-serial-end)::
         2026-12-02 14:29:13 cable connected (/var/lib/labctl/cable/0-fred.sock)"""
     return _daemon_line(line, ctx, "serial", SERIAL_END, ("",))
+
+
+SWITCH = _rules(
+    (r"^lab \S+: listening on (?P<listen>\S+)", "started"),
+    (r"^plug (?P<plug>\d+) \((?P<container>[^)]+)\): OFF from (?P<peer>\S+): powering off \(it was "
+     r"(?P<was>\w+)\)", "power-off"),
+    (r"^plug (?P<plug>\d+) \((?P<container>[^)]+)\): OFF from (?P<peer>\S+): already off", "powered-off"),
+    (r"^plug (?P<plug>\d+) \((?P<container>[^)]+)\): off$", "powered-off"),
+    (r"^refused a connection from (?P<peer>\S+)", "refused"),
+    (r"^bad request from (?P<peer>\S+)", "bad-request"),
+    (r"^(?P<verb>OFF|STATUS) (?P<plug>\d+) from (?P<peer>\S+) failed: (?P<reason>.*)", "power-off-failed"),
+)
+
+
+def parse_switch(line: str, ctx: Context) -> Event | None:
+    """The power switch's output (runtime/assets/labctl-switch), read like the relay's::
+        2026-12-02T14:28:36.134201Z 2026-12-02 14:28:36 labctl-switch[1]: plug 1 (labctl-x-fred): off"""
+    stamp = docker_stamp(line.split(" ", 1)[0])
+    if stamp is not None:
+        line = line.split(" ", 1)[1] if " " in line else ""
+    ev = _daemon_line(line, ctx, "switch", SWITCH, ("labctl-switch",))
+    return replace(ev, time=stamp) if ev is not None and stamp is not None else ev
 
 
 def parse_relay(line: str, ctx: Context) -> Event | None:

@@ -43,6 +43,10 @@ class NodeView:
     links: list[LinkView] = field(default_factory=list)
     rscstatus: str = ""  # cl_status rscstatus: all, local, foreign, none, transition
     holds: list[str] = field(default_factory=list)
+    # Its ogfs mount (docs/fencing.md): why it is withdrawn, if it is; the journals it took from
+    # other nodes, each as ogfs says it ("journal 0 taken by ... at ..., UNFENCED: ...").
+    withdrawn: str = ""
+    took: list[str] = field(default_factory=list)
     error: str = ""
 
     @property
@@ -112,6 +116,11 @@ class LabStatus:
     def split_brain(self) -> bool:
         return any(r.split_brain for r in self.resources)
 
+    @property
+    def unfenced(self) -> list[str]:
+        """Journals taken from a node nobody powered off (STOMITH manual), as the taker says."""
+        return [f"{n.name}: {t}" for n in self.nodes for t in n.took if "UNFENCED" in t]
+
     def links_up(self, nodes: list[str] | None = None) -> bool:
         """Every link of every (given) node to every peer is up, seen from each side."""
         chosen = [n for n in self.nodes if nodes is None or n.name in nodes]
@@ -123,10 +132,10 @@ class LabStatus:
 
     @property
     def whole(self) -> bool:
-        """Both nodes up with heartbeat, every link up both ways, one holder per resource, and the
-        share serving (when it was checked)."""
+        """Both nodes up with heartbeat, every link up both ways, one holder per resource, no
+        mount withdrawn, and the share serving (when it was checked)."""
         return (
-            all(n.state == "running" and n.heartbeat == "running" for n in self.nodes)
+            all(n.state == "running" and n.heartbeat == "running" and not n.withdrawn for n in self.nodes)
             and self.links_up()
             and all(len(r.holders) == 1 for r in self.resources)
             and len(self.holders) == 1
@@ -148,6 +157,7 @@ class LabStatus:
         for r, res in zip(out["resources"], self.resources, strict=True):
             r["split_brain"] = res.split_brain
         out["split_brain"] = self.split_brain
+        out["unfenced"] = self.unfenced
         out["whole"] = self.whole
         out["settled"] = self.settled
         return out
@@ -204,6 +214,10 @@ def _node_view(lab: Lab, name: str, st: HostState, probe: dict[str, Any] | None,
         for (peer, medium), status in sorted(reported.items()):
             view.links.append(LinkView(peer, medium, "other", status))
     view.holds = [_canonical(r["token"]) for r in probe.get("resources", []) if r.get("held")]
+    for m in probe.get("mounts", []):
+        if m.get("withdrawn"):
+            view.withdrawn = str(m["withdrawn"])
+        view.took += [str(t) for t in m.get("fences", [])]
     return view
 
 

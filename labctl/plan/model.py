@@ -17,7 +17,7 @@ from labctl.render.files import RenderedFile
 from labctl.topology.model import Topology
 
 ImageKind = Literal["base", "node", "client"]
-Role = Literal["node", "client", "cable", "disk", "net", "helper", "lab"]
+Role = Literal["node", "client", "cable", "switch", "disk", "net", "helper", "lab"]
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,14 @@ class ContainerSpec:
     partitions: tuple[PartitionDevice, ...] = ()
     tmpfs: dict[str, str] = field(default_factory=dict)
     mounts: tuple[VolumeMount, ...] = ()
+    # Where the engine's own API socket is mounted, for the one host that needs the engine (the
+    # power switch, docs/security.md); None for every other.  The runtime knows the socket's path.
+    engine_socket: str | None = None
     files: tuple[RenderedFile, ...] = ()  # copied in before the first start
     dirs: tuple[str, ...] = ()  # empty directories made before the first start
     stop_signal: str = "SIGTERM"
     stop_timeout: int | None = None
-    start_group: int = 1  # containers start group by group: 0 the cable, 1 the nodes, 2 the client
+    start_group: int = 1  # containers start group by group: 0 the cable and switch, 1 the nodes, 2 the client
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ class LabPlan:
                 "devices": list(c.devices),
                 "partitions": {p.path: p.partition for p in c.partitions},
                 "tmpfs": c.tmpfs, "mounts": [{"volume": m.volume, "target": m.target} for m in c.mounts],
+                "engine_socket": c.engine_socket,
                 "entrypoint": list(c.entrypoint) if c.entrypoint else None,
                 "command": list(c.command) if c.command else None,
                 "extra_hosts": c.extra_hosts, "files": sorted(f.path for f in c.files),

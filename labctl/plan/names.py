@@ -21,7 +21,7 @@ LABEL_LOCKPROTO = "labctl.lockproto"
 LABEL_OUTER = "labctl.outer"  # on the claim: the outer subnet the engine gave the lab
 LABEL_HELPER_IMAGE = "labctl.helper.image"  # on the disk volume: the image that can detach its loops
 
-ROLES: tuple[Role, ...] = ("node", "client", "cable", "disk", "net", "helper", "lab")
+ROLES: tuple[Role, ...] = ("node", "client", "cable", "switch", "disk", "net", "helper", "lab")
 PREFIX = "labctl-"
 
 

@@ -6,7 +6,7 @@ Hosts are the nodes and the client; the serial cable's relay (``cable``) and the
 
 from __future__ import annotations
 
-from labctl.render import authkeys, disk, hacf, haresources, hosts, lan, ogfscf, serial, smbconf
+from labctl.render import authkeys, disk, hacf, haresources, hosts, lan, ogfscf, serial, smbconf, switch
 from labctl.render.assets import program
 from labctl.render.files import RenderedFile
 from labctl.topology.model import Node, Topology
@@ -37,7 +37,7 @@ def render_node(topology: Topology, node: Node | str, secret: str, *, lockproto:
     """
     n = _node(topology, node)
     files = [
-        RenderedFile(ogfscf.PATH, ogfscf.render_ogfscf(topology)),
+        RenderedFile(ogfscf.PATH, ogfscf.render_ogfscf(topology, overlay)),
         RenderedFile(hacf.PATH, hacf.render_ha_cf(topology, n)),
         RenderedFile(haresources.PATH, haresources.render_haresources(topology, n, lockproto)),
         RenderedFile(authkeys.PATH, authkeys.render_authkeys(secret), authkeys.MODE),
@@ -67,10 +67,17 @@ def render_cable() -> dict[str, RenderedFile]:
     return {f.path: f}
 
 
-def render_disk(topology: Topology, lockproto: str = "memexp") -> dict[str, RenderedFile]:
+def render_switch() -> dict[str, RenderedFile]:
+    """The power switch's program (its plugs are its command-line arguments)."""
+    f = program("labctl-switch", switch.PROGRAM_PATH)
+    return {f.path: f}
+
+
+def render_disk(topology: Topology, lockproto: str = "memexp",
+                overlay: lan.Overlay | None = None) -> dict[str, RenderedFile]:
     """What the disk helper gets: the cluster information to write and the script that formats."""
     files = [
-        RenderedFile(disk.OGFSCF_PATH, ogfscf.render_ogfscf(topology)),
+        RenderedFile(disk.OGFSCF_PATH, ogfscf.render_ogfscf(topology, overlay)),
         RenderedFile(FORMAT_SCRIPT_PATH, disk.render_format_script(topology, lockproto), 0o755),
     ]
     return {f.path: f for f in files}
@@ -79,12 +86,15 @@ def render_disk(topology: Topology, lockproto: str = "memexp") -> dict[str, Rend
 def render_lab(topology: Topology, secret: str | None = None, *, lockproto: str = "memexp",
                overlay: lan.Overlay | None = None) -> dict[str, dict[str, RenderedFile]]:
     """Every host's files, keyed by host name (nodes, then the client, then ``cable`` when the lab
-    has a serial cable, then ``disk``); a fresh heartbeat secret unless given."""
+    has a serial cable, ``switch`` when its STOMITH method is ``labctl``, then ``disk``); a fresh
+    heartbeat secret unless given."""
     key = authkeys.new_secret() if secret is None else secret
     rendered = {node.name: render_node(topology, node, key, lockproto=lockproto, overlay=overlay)
                 for node in topology.nodes}
     rendered[topology.client.name] = render_client(topology, overlay)
     if topology.serial:
         rendered[CABLE] = render_cable()
-    rendered[DISK] = render_disk(topology, lockproto)
+    if switch.enabled(topology):
+        rendered[switch.SWITCH] = render_switch()
+    rendered[DISK] = render_disk(topology, lockproto, overlay)
     return rendered

@@ -3,7 +3,8 @@
 Docker sees a lab's LAN as an internal network on an *outer* subnet that labctl picks free on the
 engine; the topology's addresses live only on a VXLAN inside the lab's hosts (docs/runtime.md,
 "Lab addresses"). This module decides the outer addressing of a lab (``Overlay``: gateway first,
-then the nodes, then the client, in topology order) and renders what ``labctl-lan`` reads.
+then the nodes, then the client, in topology order, then the power switch of a lab with STOMITH
+``labctl``, which is on the outer network only) and renders what ``labctl-lan`` reads.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Overlay:
     subnet: IPv4Network
     gateway: IPv4Address
     addresses: tuple[tuple[str, IPv4Address], ...]  # (host, outer address), nodes then client
+    # The power switch's address (STOMITH labctl, docs/fencing.md): not a VXLAN peer, no lab address.
+    switch: IPv4Address | None = None
 
     def address(self, host: str) -> IPv4Address:
         for name, addr in self.addresses:
@@ -48,10 +51,12 @@ def overlay_for(topology: Topology, subnet: IPv4Network | None = None) -> Overla
     """The outer addressing of ``topology`` on ``subnet`` (default: the pool's first /24)."""
     net = subnet or next(DEFAULT_POOL.subnets(new_prefix=OUTER_PREFIX))
     hosts = [*topology.node_names, topology.client.name]
+    switch = topology.cluster.stomith == "labctl"
     usable = list(net.hosts())
-    if len(usable) < len(hosts) + 1:
-        raise ValueError(f"outer subnet {net} is too small for {len(hosts)} hosts and a gateway")
-    return Overlay(net, usable[0], tuple(zip(hosts, usable[1:], strict=False)))
+    if len(usable) < len(hosts) + 1 + switch:
+        raise ValueError(f"outer subnet {net} is too small for {len(hosts) + switch} hosts and a gateway")
+    return Overlay(net, usable[0], tuple(zip(hosts, usable[1:], strict=False)),
+                   usable[len(hosts) + 1] if switch else None)
 
 
 def lab_address(topology: Topology, host: str) -> str:

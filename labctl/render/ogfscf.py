@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from labctl.render import switch
+from labctl.render.lan import Overlay, overlay_for
 from labctl.topology.model import Topology
 
 PATH = "/etc/ogfscf.cf"
@@ -16,8 +18,10 @@ def slot_interval(topology: Topology) -> float:
     return round(min(MAX_SLOT_INTERVAL, max(MIN_SLOT_INTERVAL, quarter)), 3)
 
 
-def render_ogfscf(topology: Topology) -> str:
-    """The same text on every node: devices, lock server, callback port, timeout, STOMITH, node table."""
+def render_ogfscf(topology: Topology, overlay: Overlay | None = None) -> str:
+    """The same text on every node: devices, lock server, callback port, timeout, STOMITH, node table.
+    With STOMITH ``labctl`` the method names the lab's power switch (its outer address on
+    ``overlay``) and each node its plug, as the seed's APC MasterSwitch section would."""
     disk, cluster = topology.disk, topology.cluster
     method = cluster.stomith
     lines = [
@@ -44,9 +48,18 @@ def render_ogfscf(topology: Topology) -> str:
         '# method used for STOMITHing "dead" nodes, and its unique name',
         f"STOMITH: {method}",
         f"name: {method}",
-        "# Tag IPAddr CID STOMITH Method",
     ]
-    lines += [
-        f"node: {node.ip} {node.cid} SM: {method}" for node in sorted(topology.nodes, key=lambda n: n.cid)
-    ]
+    if switch.enabled(topology):
+        lines += [
+            "# labctl: the lab's power switch (docs/fencing.md), on the lab's management network",
+            f"ipaddr: {switch.address(overlay or overlay_for(topology))}",
+            f"port: {switch.PORT}",
+            "# Tag IPAddr CID STOMITH Method Plug",
+        ]
+        lines += [f"node: {node.ip} {node.cid} SM: {method} {switch.plug(node)}"
+                  for node in sorted(topology.nodes, key=lambda n: n.cid)]
+    else:
+        lines += ["# Tag IPAddr CID STOMITH Method"]
+        lines += [f"node: {node.ip} {node.cid} SM: {method}"
+                  for node in sorted(topology.nodes, key=lambda n: n.cid)]
     return "\n".join(lines) + "\n"

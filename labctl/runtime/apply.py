@@ -30,6 +30,7 @@ from docker.models.containers import Container
 from labctl.errors import LabStateError
 from labctl.plan.model import ContainerSpec, ImageKind, LabPlan
 from labctl.runtime import containers, disk, network
+from labctl.runtime.context import engine_socket_path
 from labctl.runtime.engine import EngineError, lab_objects, security_options
 from labctl.runtime.teardown import Progress, remove_lab
 
@@ -189,9 +190,10 @@ def build(client: docker.DockerClient, plan: LabPlan, tags: Mapping[ImageKind, s
     progress.say("attached the disk: " + ", ".join(f"{p}={loops[p]}" for p in plan.disk.partitions)
                  + f"; made the cidev and an ogfs filesystem (lock protocol {plan.lockproto})")
     sec = security_options(client)
+    sock = engine_socket_path()
     made = {}
     for spec in plan.containers:
-        made[spec.host] = containers.create(client, spec, tags, loops, sec)
+        made[spec.host] = containers.create(client, spec, tags, loops, sec, sock)
     return made
 
 

@@ -26,21 +26,27 @@ def create(
     tags: Mapping[ImageKind, str],
     loops: Mapping[str, str] | None = None,
     security_opt: list[str] | None = None,
+    engine_socket: str | None = None,
 ) -> Container:
-    """Create ``spec`` (not started) and copy its files in."""
+    """Create ``spec`` (not started) and copy its files in.  ``engine_socket`` is the engine's
+    own socket on its host, for a spec that asks for it (the power switch)."""
     api = client.api
     devices = list(spec.devices)
     for part in spec.partitions:
         if loops is None or part.partition not in loops:
             raise EngineError(f"{spec.name}: no loop device for partition {part.partition}")
         devices.append(f"{loops[part.partition]}:{part.path}:rwm")
+    binds = {m.volume: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts}
+    if spec.engine_socket is not None:
+        if engine_socket is None:
+            raise EngineError(f"{spec.name}: needs the engine's socket, and none was given")
+        binds[engine_socket] = {"bind": spec.engine_socket, "mode": "rw"}
     host_config: dict[str, Any] = {
         "cap_add": list(spec.cap_add) or None,
         "cap_drop": list(spec.cap_drop) or None,
         "devices": devices or None,
         "tmpfs": dict(spec.tmpfs) or None,
-        "binds": {m.volume: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts}
-        or None,
+        "binds": binds or None,
         "extra_hosts": dict(spec.extra_hosts) or None,
         "mem_limit": spec.memory,
         "memswap_limit": spec.memory,  # no swap on top: a lab that outgrows its limit says so

@@ -34,9 +34,10 @@ import docker
 import docker.errors
 from docker.tls import TLSConfig
 
-__all__ = ["client_from_environment", "engine_endpoint"]
+__all__ = ["client_from_environment", "engine_endpoint", "engine_socket_path"]
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
+DEFAULT_SOCKET = "/var/run/docker.sock"
 
 
 def client_from_environment(timeout: int, environ: Mapping[str, str] | None = None) -> docker.DockerClient:
@@ -119,3 +120,15 @@ def _context_tls(tls_dir: Path, verify: bool) -> TLSConfig | None:
 
 def _use_ssh_client(base_url: str) -> bool:
     return base_url.startswith("ssh://") and shutil.which("ssh") is not None
+
+
+def engine_socket_path(environ: Mapping[str, str] | None = None) -> str:
+    """The engine's API socket *on the engine's own host*, for the one container that needs it
+    (the power switch): the path of a ``unix://`` endpoint; for a remote engine (``ssh://``,
+    ``tcp://``) ``LABCTL_ENGINE_SOCKET`` if set, else Docker's default, which the remote end
+    almost always uses."""
+    env = os.environ if environ is None else environ
+    url = str(engine_endpoint(env).get("base_url", ""))
+    if url.startswith("unix://"):
+        return url[len("unix://"):]
+    return env.get("LABCTL_ENGINE_SOCKET") or DEFAULT_SOCKET

@@ -395,11 +395,13 @@ class Lab:
         finally:
             stream.close()
 
-    def relay_logs(self, follow: bool = False, since: float | None = None) -> Iterator[bytes]:
-        """The serial cable relay's output (``docker logs -t``: each line after Docker's RFC 3339
-        timestamp), from ``since`` (unix seconds) if given; with ``follow``, until it stops."""
+    def relay_logs(self, follow: bool = False, since: float | None = None, host: str = "cable"
+                   ) -> Iterator[bytes]:
+        """The output of the serial cable relay (or of ``host``, another helper: the power switch)
+        (``docker logs -t``: each line after Docker's RFC 3339 timestamp), from ``since`` (unix
+        seconds) if given; with ``follow``, until it stops."""
         try:
-            c = self.client.containers.get(object_name(self.name, "cable"))
+            c = self.client.containers.get(object_name(self.name, host))
             kw: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True}
             if since is not None:
                 kw["since"] = since
@@ -410,7 +412,8 @@ class Lab:
         except docker.errors.NotFound:
             return
         except docker.errors.APIError as exc:
-            raise EngineError(f"the cable relay: cannot read its output: {exc.explanation or exc}") from None
+            raise EngineError(f"the {host} container: cannot read its output: "
+                              f"{exc.explanation or exc}") from None
 
     def watch(self, actions: tuple[str, ...]) -> Iterator[tuple[str, str, float]]:
         """The engine's ``actions`` (start, die, extract-to-dir, destroy, ...) on the lab's

@@ -65,7 +65,7 @@ def check_addresses(
 # A host's container is labctl-<lab>-<host>; the serial relay is labctl-<lab>-cable and the helpers
 # labctl-<lab>-helper-<job>, and `labctl render` writes the relay's and the disk helper's files
 # beside the hosts' (render/lab.py), so a host may not take these names.
-RESERVED_HOST_NAMES = frozenset({"cable", "disk"})
+RESERVED_HOST_NAMES = frozenset({"cable", "disk", "switch"})
 RESERVED_HOST_PREFIX = "helper-"
 
 

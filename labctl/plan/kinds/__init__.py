@@ -7,11 +7,12 @@ containers are created in this order.
 
 from __future__ import annotations
 
-from labctl.plan.kinds import cable, client, node
+from labctl.plan.kinds import cable, client, node, switch
 from labctl.plan.kinds.base import Kind, PlanContext
 
 KINDS: tuple[Kind, ...] = (
     cable.KIND,
+    switch.KIND,
     node.KIND,
     client.KIND,
 )
