@@ -255,7 +255,8 @@ def outage_of(ops: list[list[Any]], killed: float, op_timeout: float) -> dict[st
 
 
 def one_outage(lc: Labctl, victim: str, survivor: str, server: str, share: str,
-               op_timeout: float) -> dict[str, Any]:
+               op_timeout: float, verb: str = "fail") -> dict[str, Any]:
+    """The client's outage while `labctl VERB VICTIM` (fail: a power cut; freeze) takes effect."""
     probe = lc.popen("exec", "--lab", lc.lab, "client", "--", "python3", "-u", PROBE_PATH, server, share,
                      "0.1", str(op_timeout), "10", "5", "400")
     try:
@@ -264,7 +265,7 @@ def one_outage(lc: Labctl, victim: str, survivor: str, server: str, share: str,
         if line.strip() != "READY":
             raise BenchError(f"the probe did not start: {line}{probe.stdout.read()}{probe.stderr.read()}")
         time.sleep(1.0)
-        fault = lc.json("fail", "--lab", lc.lab, victim)["fault"]
+        fault = lc.json(verb, "--lab", lc.lab, victim)["fault"]
         out, err = probe.communicate(timeout=460)
     finally:
         if probe.poll() is None:

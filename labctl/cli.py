@@ -158,7 +158,7 @@ def print_status(st: Any) -> None:
         if n.how_down:
             state += f"\n[dim]{escape(n.how_down)}[/]"
         if n.withdrawn:
-            state += f"\n[bold red]mount withdrawn[/]: {escape(n.withdrawn[:160])}"
+            state += "\n[bold red]mount withdrawn[/]"
         links = "\n".join(f"{lk.peer} {lk.medium} {_colour(lk.status)}"
                           + (f" [magenta](cut: {lk.cut_by})[/]" if lk.cut_by else "")
                           for lk in n.links) or "-"
@@ -196,6 +196,8 @@ def print_status(st: Any) -> None:
         verdict = "[yellow]degraded[/]"
     OUT.print(f"cluster: {verdict}" + (" [dim](share not checked)[/]" if st.share is None else ""))
     for n in st.nodes:
+        if n.withdrawn:
+            OUT.print(f"[bold red]{escape(n.name)}'s mount is withdrawn[/]: {escape(n.withdrawn)}")
         for took in n.took:
             mark = "[bold yellow]" if "UNFENCED" in took else "[dim]"
             OUT.print(f"{mark}{escape(n.name)}'s mount: {escape(took)}[/]")

@@ -240,6 +240,26 @@ def _fence_dead(cfg: ClusterConfig, cidev_path: str, victim: NodeEntry, me: Node
     return _take(cidev_path, victim.cid, me, fence.UNFENCED)
 
 
+FENCED_HOOK = "/etc/ogfs/fenced"  # run once when this mount finds itself fenced (docs/fencing.md)
+
+
+def run_fenced_hook(mountpoint: str, rec: fence.Record, hook: str = FENCED_HOOK) -> None:
+    """The node's answer to being fenced, like GFS2's withdraw helper: ``HOOK MOUNTPOINT REASON``,
+    not waited for.  A lab node's hook reboots it (a self-fence); without a hook the mount only
+    stays withdrawn."""
+    import os
+    import subprocess
+
+    if not os.access(hook, os.X_OK):
+        log.error("fenced (%s); no %s: the mount stays withdrawn until it is unmounted", rec.describe(), hook)
+        return
+    log.error("fenced (%s): running %s", rec.describe(), hook)
+    try:
+        subprocess.Popen([hook, mountpoint, rec.describe()], stdin=subprocess.DEVNULL, start_new_session=True)
+    except OSError as e:
+        log.error("cannot run %s: %s", hook, e)
+
+
 async def slot_writer(cm: ClusterMount) -> None:
     """Keep our disk heartbeat, and with it our lease, moving while we are mounted; renew every
     half lease so that writes almost never wait for a renewal (ogfs/lease.py)."""

@@ -14,6 +14,7 @@ Run files live in /run/ogfs/<mount point escaped>.{pid,sock}; the log in /var/lo
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -119,7 +120,11 @@ def serve(opts: mountopts.MountOptions, ready_fd: int | None) -> int:
             nursery.start_soon(on_signals)
             nursery.start_soon(control, fs, proto)
             if state["cm"] is not None:
-                nursery.start_soon(cluster.slot_writer, state["cm"])
+                cm = state["cm"]
+                cm.lease.on_fenced = functools.partial(cluster.run_fenced_hook, opts.mountpoint)
+                if cm.lease.fenced is not None:  # fenced before the hook was set
+                    cluster.run_fenced_hook(opts.mountpoint, cm.lease.fenced)
+                nursery.start_soon(cluster.slot_writer, cm)
             ready(f"OK jid={fs.jid}")
             log.info("mounted %s on %s: jid=%d, lockproto=%s%s", opts.device, opts.mountpoint, fs.jid,
                      proto, ", first mounter" if state["cm"] and state["cm"].first else "")

@@ -18,6 +18,8 @@ before anyone may take the journal.  The window that remains (frozen between the
 write) is fence.py's to describe.
 
 slot_writer (ogfs/cluster.py) renews every half interval, so writes almost never wait.
+`on_fenced` is called once, with the record, when a renewal first finds the fence (the daemon
+runs the node's fenced hook then, docs/fencing.md).
 Runs on the nodes: standard library only.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from . import fence, slots
 
@@ -40,6 +43,7 @@ class Lease:
         self.expires = 0.0  # CLOCK_MONOTONIC: never renewed yet
         self.fenced: fence.Record | None = None
         self.renewals = 0
+        self.on_fenced: Callable[[fence.Record], None] | None = None
         self._lock = threading.Lock()  # the slot writer's thread and the filesystem's both renew
 
     def _fence_for_me(self) -> fence.Record | None:
@@ -49,19 +53,23 @@ class Lease:
     def renew(self) -> fence.Record | None:
         """Renew, unless this mount is fenced: then the record that fenced it (and no slot write)."""
         with self._lock:
-            if self.fenced is None:
-                self.fenced = self._fence_for_me()
             if self.fenced is not None:
                 return self.fenced
-            start = time.monotonic()
-            self.slot.counter += 1
-            self.slot.time_ns = time.time_ns()
-            slots.write_slot(self.cidev, self.slot)
-            self.fenced = self._fence_for_me()
-            if self.fenced is None:
-                self.expires = start + self.length
-                self.renewals += 1
-            return self.fenced
+            rec = self._fence_for_me()
+            if rec is None:
+                start = time.monotonic()
+                self.slot.counter += 1
+                self.slot.time_ns = time.time_ns()
+                slots.write_slot(self.cidev, self.slot)
+                rec = self._fence_for_me()
+                if rec is None:
+                    self.expires = start + self.length
+                    self.renewals += 1
+                    return None
+            self.fenced = rec
+        if self.on_fenced is not None:
+            self.on_fenced(rec)
+        return rec
 
     def guard(self) -> str | None:
         """For the device, before each write or flush: None to go ahead, else why it must not."""

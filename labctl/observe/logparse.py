@@ -260,6 +260,7 @@ OGFS = _rules(
      "unfenced-replay"),
     (r"^fence: journal (?P<jid>\d+) taken by (?P<by>\S+) \(cid \d+\) at \S+, (?P<how>UNFENCED)\b", "fence"),
     (r"^fence: journal (?P<jid>\d+) taken by (?P<by>\S+) \(cid \d+\) at \S+, (?P<how>[^(]*?) \(", "fence"),
+    (r"^(?P<mountpoint>/\S*): (?P<reason>journal \d+ taken by .*); rebooting \(self-fence\)", "self-fence"),
     (r"^lost the lock server memexpd at (?P<server>\S+) ", "lockserver-lost"),
     (r"^lock server back \(epoch (?P<epoch>\d+)\): reclaimed (?P<locks>\d+)", "lockserver-back"),
     (r"^memexpd asks this node to recover journal (?P<jid>\d+)", "recover-request"),
@@ -277,7 +278,7 @@ SLOTWATCH = _rules(
 def parse_ogfs(line: str, ctx: Context) -> Event | None:
     """/var/log/ogfs/*.log, the mount daemon (ogfs/daemon.py: logging's asctime, milliseconds)::
         2026-12-02 14:28:46,933 ogfsd[1137]: jid=0: Replaying journal... replayed 2 transaction(s); Done"""
-    return _daemon_line(line, ctx, "ogfs", OGFS, ("ogfsd",))
+    return _daemon_line(line, ctx, "ogfs", OGFS, ("ogfsd", "ogfs-fenced"))
 
 
 def parse_slotwatch(line: str, ctx: Context) -> Event | None:

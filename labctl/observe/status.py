@@ -53,6 +53,8 @@ class NodeView:
     def how_down(self) -> str:
         if self.state == "running":
             return ""
+        if self.state == "paused":
+            return "frozen (cgroup freezer)"
         if self.exit_code == 137:
             return "power cut (killed)"
         if self.exit_code == 0:
