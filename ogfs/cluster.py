@@ -222,6 +222,8 @@ def _after_stomith(cfg: ClusterConfig, victim: NodeEntry) -> str:
 def _fence_dead(cfg: ClusterConfig, cidev_path: str, victim: NodeEntry, me: NodeEntry) -> fence.Record | None:
     """A first mounter found `victim` dead by its disk heartbeat alone: switch it off if its
     STOMITH method is the lab's switch (and wait for the switch to confirm), then take() it."""
+    if fence.fenced_already(cidev_path, victim.cid) is not None:  # no second power-off for it
+        return _take(cidev_path, victim.cid, me, fence.UNFENCED)
     try:
         switch = powerswitch.switch_of(cfg, victim)
         if switch is not None:

@@ -103,6 +103,17 @@ def lease_seconds(slot: slots.Slot) -> float:
     return slot.interval_ms / 1000
 
 
+def fenced_already(cidev: str, victim: int) -> Record | None:
+    """The record that fenced the mount `victim`'s slot still shows, if one did: its journal was
+    taken before (and its lease waited out), so it needs neither a power-off nor a wait again.
+    A node that went down fenced leaves its slot saying "mounted" until it mounts again."""
+    s = slots.read_slot(cidev, victim)
+    rec = read_fence(cidev, victim)
+    if s is None or s.state == slots.UNMOUNTED or rec is None or rec.mount_id != s.mount_id:
+        return None
+    return rec
+
+
 def take(cidev: str, victim: int, by_cid: int, by_host: str, how: str, log: logging.Logger,
          unchanged_since: Callable[[slots.Slot], float | None] | None = None,
          sleep: Callable[[float], None] = time.sleep) -> Record | None:
@@ -113,6 +124,10 @@ def take(cidev: str, victim: int, by_cid: int, by_host: str, how: str, log: logg
     s0 = slots.read_slot(cidev, victim)
     if s0 is None or s0.state == slots.UNMOUNTED:
         return None
+    old = fenced_already(cidev, victim)
+    if old is not None:
+        log.info("fence: %s's mount %016x was fenced already: %s", s0.hostdata, s0.mount_id, old.describe())
+        return old
     since = unchanged_since(s0) if unchanged_since is not None else None
     seen = min(seen_at, since) if since is not None else seen_at
     rec = Record(victim, s0.mount_id, by_cid, by_host, time.time_ns(), how)

@@ -320,8 +320,8 @@ SWITCH = _rules(
      r"(?P<was>\w+)\)", "power-off"),
     (r"^plug (?P<plug>\d+) \((?P<container>[^)]+)\): OFF from (?P<peer>\S+): already off", "powered-off"),
     (r"^plug (?P<plug>\d+) \((?P<container>[^)]+)\): off$", "powered-off"),
-    (r"^refused a connection from (?P<peer>\S+)", "refused"),
-    (r"^bad request from (?P<peer>\S+)", "bad-request"),
+    (r"^refused a connection from (?P<peer>[\d.]+)", "refused"),
+    (r"^bad request from (?P<peer>[\d.]+)", "bad-request"),
     (r"^(?P<verb>OFF|STATUS) (?P<plug>\d+) from (?P<peer>\S+) failed: (?P<reason>.*)", "power-off-failed"),
 )
 

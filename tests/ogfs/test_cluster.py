@@ -6,12 +6,14 @@ listens on 127.0.0.1.  The cluster timeout is 2 s so expiry tests are quick.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -76,19 +78,27 @@ class Cluster:
         return (self.tmp / "memexpd.log").read_text()
 
 
-def write_config(path: Path, port: int, cbport: int) -> None:
+def write_config(path: Path, port: int, cbport: int, switch_port: int | None = None) -> None:
+    """The cluster's ogfscf.cf: STOMITH manual, or the lab's power switch on 127.0.0.1:switch_port."""
+    stomith = ("STOMITH: manual\nname: manual\n" if switch_port is None else
+               f"STOMITH: labctl\nname: labctl\nipaddr: 127.0.0.1\nport: {switch_port}\n")
+    method = "manual" if switch_port is None else "labctl"
+    plugs = ("", "") if switch_port is None else (" 1", " 2")
     path.write_text(
         "datadev: /dev/sda3\ncidev: /dev/sda1\n"
-        f"lockdev: 127.0.0.1:{port}\ncbport: {cbport}\ntimeout: {TIMEOUT}\n"
-        "STOMITH: manual\nname: manual\n"
-        f"node: {A_IP} 0 SM: manual\nnode: {B_IP} 1 SM: manual\n")
+        f"lockdev: 127.0.0.1:{port}\ncbport: {cbport}\ntimeout: {TIMEOUT}\n{stomith}"
+        f"node: {A_IP} 0 SM: {method}{plugs[0]}\nnode: {B_IP} 1 SM: {method}{plugs[1]}\n")
 
 
 @pytest.fixture
 def cluster(loopdev: LoopDevice, tmp_path: Path) -> Iterator[Cluster]:
+    yield from _cluster(loopdev, tmp_path, None)
+
+
+def _cluster(loopdev: LoopDevice, tmp_path: Path, switch_port: int | None) -> Iterator[Cluster]:
     cidev = LoopDevice(tmp_path / "cidev.img", 4 << 20)
     port = free_port()
-    write_config(tmp_path / "ogfscf.cf", port, free_port())
+    write_config(tmp_path / "ogfscf.cf", port, free_port(), switch_port)
     ogfs_cmd("ogfsconf", "-c", tmp_path / "ogfscf.cf", "-d", cidev, check=True)
     ogfs_cmd("mkfs.ogfs", "-p", "memexp", "-t", cidev.path, "-j", "2", "-J", "8", "-O", "-q", loopdev,
              check=True)
@@ -543,3 +553,62 @@ def test_a_node_frozen_past_its_lease_wakes_up_fenced_and_writes_nothing(cluster
     assert {n: (b.path / n).read_bytes() for n in mine} == mine
     b.umount()
     fsck_clean(cluster)
+
+
+SWITCH = Path(__file__).parents[2] / "labctl" / "runtime" / "assets" / "labctl-switch"
+
+
+def test_memexpds_stomith_powers_a_frozen_node_off_through_the_switch(loopdev: LoopDevice,
+                                                                      tmp_path: Path) -> None:
+    """STOMITH labctl with the real switch program (its engine a fake whose kill SIGKILLs node a's
+    daemon): a freezes holding a lock b wants; memexpd expires it, has the switch power it off,
+    and only after the switch's OK asks b to replay a's journal."""
+    from fake_engine import FakeEngine, node
+
+    engine = FakeEngine(str(tmp_path / "engine.sock")).start()
+    engine.containers = {"node-a": node("t"), "node-b": node("t")}
+    switch_port = free_port()
+    switch = subprocess.Popen(
+        [sys.executable, "-u", str(SWITCH), "--lab", "t", "--listen", f"127.0.0.1:{switch_port}",
+         "--engine", str(tmp_path / "engine.sock"), "--allow", "127.0.0.1", "1=node-a", "2=node-b"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    gen = _cluster(loopdev, tmp_path, switch_port)
+    c = next(gen)
+    try:
+        a = c.mount(A_IP, "a")
+        b = c.mount(B_IP, "b")
+        for i in range(20):
+            with open(a.path / f"keep{i}", "wb") as f:
+                f.write(b"%d" % i * 700)
+                f.flush()
+                os.fsync(f.fileno())
+        with open(a.path / "busy", "wb") as f:
+            f.write(b"held by a")
+            f.flush()
+            os.fsync(f.fileno())
+        pid = _daemon_pid(a)
+        engine.on_kill["node-a"] = lambda: os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGSTOP)  # frozen: no heartbeat to memexpd, no disk heartbeat
+        result: list[bytes] = []
+        reader = threading.Thread(target=lambda: result.append((b.path / "busy").read_bytes()))
+        reader.start()  # blocks until a's journal is recovered
+        reader.join(60)
+        assert result == [b"held by a"]
+        assert engine.kills == ["node-a"]
+        log = c.log()
+        assert f"STOMITH of node {A_IP} (cid 0) done: the power switch says 'OK off 1'" in log, log[-2000:]
+        assert "ogfs_tool stomith-ack" not in log  # nobody had to acknowledge anything
+        taken = _mount_state(b)["fences"]
+        assert [(f["jid"], f["unfenced"], f["how"]) for f in taken] == [(0, False, "powered off by the lab's "
+                                                                          "power switch")], taken
+        for i in range(20):
+            assert (b.path / f"keep{i}").read_bytes() == b"%d" % i * 700
+        a.force_detach()
+        b.umount()
+        fsck_clean(c)
+    finally:
+        switch.terminate()
+        switch.wait(10)
+        engine.shutdown()
+        with contextlib.suppress(StopIteration):
+            next(gen)

@@ -168,3 +168,36 @@ def test_links_a_fault_cuts_are_marked_with_its_id_on_the_side_that_stops_hearin
     assert cut == {("barney", "eth0"): "abc123", ("barney", "/dev/ttyS0"): "",
                    ("fred", "eth0"): "", ("fred", "/dev/ttyS0"): ""}
     assert [f["id"] for f in st.as_dict()["faults"]] == ["abc123"]
+
+
+TAKEN = ("journal 0 taken by 192.168.1.2 (cid 1) at 23:05:21, UNFENCED: judged dead by its disk "
+         "heartbeat alone, nobody powered it off")
+
+
+def test_a_withdrawn_mount_is_not_whole_and_an_unfenced_replay_is_reported() -> None:
+    fred = probe("fred", "barney", True)
+    fred["mounts"] = [{"mountpoint": "/ogfs", "withdrawn": f"fenced: {TAKEN}", "fences": []}]
+    barney = probe("barney", "fred", False)
+    barney["mounts"] = [{"mountpoint": "/ogfs", "withdrawn": None, "fences": [TAKEN]}]
+    st = collect(FakeLab({"fred": fred, "barney": barney}))
+    assert st.node("fred").withdrawn.startswith("fenced: journal 0 taken by 192.168.1.2")
+    assert not st.whole  # every resource on fred, the share lists: but fred's mount writes nothing
+    assert st.unfenced == [f"barney: {TAKEN}"] and st.as_dict()["unfenced"] == st.unfenced
+    buf = io.StringIO()
+    old = cli.OUT
+    cli.OUT = Console(file=buf, width=100, color_system=None)
+    try:
+        cli.print_status(st)
+    finally:
+        cli.OUT = old
+    text = buf.getvalue()
+    assert "mount withdrawn" in text and "fred's mount is withdrawn: fenced: journal 0 taken by" in text
+    assert "barney's mount: journal 0 taken by 192.168.1.2 (cid 1)" in text and "UNFENCED" in text
+
+
+def test_a_paused_node_is_frozen_not_shut_down() -> None:
+    lab = FakeLab({"fred": None, "barney": probe("barney", "fred", True, links="dead")})
+    lab.state = lambda host: HostState(host, "node", f"labctl-two-node-{host}",  # type: ignore[method-assign]
+                                       "paused" if host == "fred" else "running", 0)
+    st = collect(lab)
+    assert st.node("fred").how_down == "frozen (cgroup freezer)" and st.node("fred").heartbeat == "frozen"

@@ -111,3 +111,16 @@ def test_a_fenced_device_writes_nothing_and_says_why(dev: str, tmp_path: Path) -
     assert d.withdrawn is not None and "taken by 10.0.0.2" in d.withdrawn
     assert data.read_bytes()[2 * 4096:3 * 4096] == bytes(4096)
     assert data.read_bytes()[4096:2 * 4096] == b"a" * 4096
+
+
+def test_a_mount_fenced_once_is_not_fenced_again(dev: str) -> None:
+    """A node that went down fenced leaves its slot "mounted": the next first mounter finds the
+    old record and neither waits nor writes a new one (nor powers the node off: ogfs/cluster.py)."""
+    mounted(dev, cid=0)
+    rec = fence.take(dev, 0, 1, "10.0.0.2", fence.POWERED_OFF, log, sleep=lambda s: None)
+    assert fence.fenced_already(dev, 0) == rec
+    waits: list[float] = []
+    again = fence.take(dev, 0, 1, "10.0.0.2", fence.UNFENCED, log, sleep=waits.append)
+    assert again == rec and waits == [] and fence.read_fence(dev, 0) == rec
+    mounted(dev, cid=0)  # it mounted again: a new mount, not fenced
+    assert fence.fenced_already(dev, 0) is None

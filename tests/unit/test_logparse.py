@@ -274,6 +274,41 @@ CASES: list[tuple[lp.Parser, str, dict[str, Any], str, str]] = [
      "19200 baud): noise 0.01"),
     (lp.parse_relay, "plugged", {"node": "barney"}, "2026-12-02 14:26:37",
      "2026-12-02 14:26:37 labctl-cable: cable 0 (fred <-> barney, 19200 baud): barney plugged in"),
+    # fencing (docs/fencing.md), 2026-12-02 23:08, a frozen fred: the switch lab, then the manual one
+    (lp.parse_ogfs, "power-off", {"node": "192.168.1.1", "cid": 0, "plug": 1}, "2026-12-02 23:08:02.300",
+     "2026-12-02 23:08:02,300 ogfsd[782]: fence: powering 192.168.1.1 (cid 0) off: power switch "
+     "10.213.1.5:7000, plug 1"),
+    (lp.parse_ogfs, "fence", {"jid": 0, "by": "192.168.1.2", "how": "powered off by the lab's power switch"},
+     "2026-12-02 23:08:02.447",
+     "2026-12-02 23:08:02,447 ogfsd[782]: fence: journal 0 taken by 192.168.1.2 (cid 1) at 23:08:02, "
+     "powered off by the lab's power switch (plug 1) (192.168.1.1's mount 75a7eedcd0a1b2c3)"),
+    (lp.parse_ogfs, "unfenced-replay", {"node": "192.168.1.1", "method": "manual"}, "2026-12-02 23:05:21.015",
+     "2026-12-02 23:05:21,015 ogfsd[783]: fence: 192.168.1.1 (cid 0) has STOMITH method 'manual': "
+     "nothing powers it off; replaying its journal UNFENCED (if it is only frozen, its disk lease "
+     "withdraws it when it wakes)"),
+    (lp.parse_ogfs, "fence", {"jid": 0, "how": "UNFENCED"}, "2026-12-02 23:05:21.016",
+     "2026-12-02 23:05:21,016 ogfsd[783]: fence: journal 0 taken by 192.168.1.2 (cid 1) at 23:05:21, "
+     "UNFENCED: judged dead by its disk heartbeat alone, nobody powered it off (192.168.1.1's mount "
+     "4f9d34ee683d1b47)"),
+    (lp.parse_ogfs, "withdrawn", {"device": "/dev/sda3"}, "2026-12-02 23:08:39.836",
+     "2026-12-02 23:08:39,836 ogfsd[628]: withdrawn: /dev/sda3: fenced: journal 0 taken by 192.168.1.2 "
+     "(cid 1) at 23:08:33, UNFENCED: judged dead by its disk heartbeat alone, nobody powered it off; "
+     "this node writes nothing more to it: writes and fsync fail with EIO until a remount"),
+    (lp.parse_ogfs, "self-fence", {"mountpoint": "/ogfs"}, "2026-12-02 23:08:39.840",
+     "2026-12-02 23:08:39,840 ogfs-fenced: /ogfs: journal 0 taken by 192.168.1.2 (cid 1) at 23:08:33, "
+     "UNFENCED: judged dead by its disk heartbeat alone, nobody powered it off; rebooting (self-fence)"),
+    (lp.parse_switch, "power-off", {"plug": 1, "container": "labctl-fs-fred", "was": "frozen"},
+     "2026-12-02 23:08:02.302101",
+     "2026-12-02T23:08:02.302101Z 2026-12-02 23:08:02 labctl-switch[1]: plug 1 (labctl-fs-fred): OFF "
+     "from 10.213.1.3: powering off (it was frozen)"),
+    (lp.parse_switch, "powered-off", {"plug": 1}, "2026-12-02 23:08:02.446",
+     "2026-12-02T23:08:02.446000Z 2026-12-02 23:08:02 labctl-switch[1]: plug 1 (labctl-fs-fred): off"),
+    (lp.parse_switch, "refused", {"peer": "10.213.1.4"}, "2026-12-02 23:09:00",
+     "2026-12-02T23:09:00.000000Z 2026-12-02 23:09:00 labctl-switch[1]: refused a connection from "
+     "10.213.1.4: not a node of the lab"),
+    (lp.parse_memexpd, "stomith-done", {"node": "192.168.1.1", "cid": 0}, "2026-12-02 23:20:00",
+     "2026-12-02 23:20:00 memexpd[583]: warning: STOMITH of node 192.168.1.1 (cid 0) done: the power "
+     "switch says 'OK off 1'"),
 ]
 
 
@@ -285,13 +320,14 @@ def test_real_lines(parser: lp.Parser, kind: str, fields: dict[str, Any], when: 
     assert ev.kind == kind
     assert ev.fields.items() >= fields.items(), ev.fields
     assert ev.time == pytest.approx(at(when), abs=1e-5)
-    docker_stamped = parser is lp.parse_relay and line[10] == "T"
+    docker_stamped = parser in (lp.parse_relay, lp.parse_switch) and line[10] == "T"
     assert ev.host == "barney" and ev.text == (line.split(" ", 1)[1] if docker_stamped else line.strip())
 
 
 def test_sources() -> None:
     assert parse(lp.parse_heartbeat, CASES[0][4]).source == "heartbeat"  # type: ignore[union-attr]
-    assert parse(lp.parse_relay, CASES[-1][4]).source == "serial"  # type: ignore[union-attr]
+    relay = next(c for c in reversed(CASES) if c[0] is lp.parse_relay)
+    assert parse(lp.parse_relay, relay[4]).source == "serial"  # type: ignore[union-attr]
 
 
 def test_samba_records_take_their_headers_time() -> None:
@@ -357,7 +393,7 @@ HOSTILE = [
 ]
 
 PARSERS = [lp.parse_heartbeat, lp.parse_memexpd, lp.parse_ogfs, lp.parse_slotwatch, lp.parse_serial_end,
-           lp.parse_relay, lp.parse_samba]
+           lp.parse_relay, lp.parse_switch, lp.parse_samba]
 
 
 @pytest.mark.parametrize("parser", PARSERS, ids=[p.__name__ for p in PARSERS])

@@ -1,23 +1,20 @@
 """The power switch program (runtime/assets/labctl-switch) and its client (ogfs/powerswitch.py).
 
-The switch runs as a real process; the engine behind it is a fake on a UNIX socket that speaks
-the three calls the switch makes (inspect, kill).  The real engine is the lab test's
-(tests/lab/test_fencing.py).
+The switch runs as a real process; the engine behind it is tests/fake_engine.py.  The real engine
+is the lab test's (tests/lab/test_fencing.py).
 """
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_engine import FakeEngine, node
 from support import free_port, wait_for
 
 from ogfs import powerswitch
@@ -25,61 +22,12 @@ from ogfs import powerswitch
 SWITCH = Path(__file__).parents[2] / "labctl" / "runtime" / "assets" / "labctl-switch"
 
 
-class FakeEngine(HTTPServer):
-    address_family = socket.AF_UNIX
-
-    def __init__(self, path: str) -> None:
-        self.containers: dict[str, dict[str, Any]] = {}
-        self.kills: list[str] = []
-        super().__init__(path, Handler)  # type: ignore[arg-type]
-
-    def server_bind(self) -> None:  # a UNIX socket has no host name to look up
-        self.socket.bind(self.server_address)
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: FakeEngine
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, body: Any = None) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        name = self.path.split("/")[2]
-        c = self.server.containers.get(name)
-        if c is None:
-            return self._reply(404, {"message": "No such container"})
-        self._reply(200, {"Config": {"Labels": c["labels"]},
-                          "State": {"Running": c["running"], "Paused": c["paused"]}})
-
-    def do_POST(self) -> None:  # noqa: N802
-        name = self.path.split("/")[2]
-        c = self.server.containers.get(name)
-        if c is None:
-            return self._reply(404, {"message": "No such container"})
-        if not c["running"]:
-            return self._reply(409, {"message": "is not running"})
-        self.server.kills.append(name)
-        c["running"] = c["paused"] = False
-        self._reply(204)
-
-
-def node(lab: str, running: bool = True, paused: bool = False, role: str = "node") -> dict[str, Any]:
-    return {"labels": {"labctl.lab": lab, "labctl.role": role}, "running": running, "paused": paused}
-
-
 @pytest.fixture
 def switch(tmp_path: Path) -> Iterator[tuple[FakeEngine, int, subprocess.Popen[str]]]:
     engine = FakeEngine(str(tmp_path / "engine.sock"))
     engine.containers = {"labctl-x-fred": node("x", paused=True), "labctl-x-barney": node("x"),
                          "labctl-y-fred": node("y")}
-    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    engine.start()
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-u", str(SWITCH), "--lab", "x", "--listen", f"127.0.0.1:{port}",
@@ -147,7 +95,7 @@ def test_garbage_gets_an_error_and_the_switch_lives_on(switch: tuple[FakeEngine,
 def test_an_address_it_does_not_know_gets_nothing(tmp_path: Path) -> None:
     engine = FakeEngine(str(tmp_path / "engine.sock"))
     engine.containers = {"labctl-x-fred": node("x")}
-    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    engine.start()
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-u", str(SWITCH), "--lab", "x", "--listen", f"127.0.0.1:{port}",
