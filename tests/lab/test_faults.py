@@ -55,8 +55,8 @@ def apply(lc: Labctl, lab: str, *verb: str) -> dict[str, Any]:
 
 def heal_all(lc: Labctl, lab: str) -> dict[str, Any]:
     """`heal all --wait`: the lab must be whole and settled again by healing alone. After a split
-    brain or a thawed freeze that means heartbeat's own restart on one side, which the nodes
-    survive (labctl-init adopts the new master: docs/faults.md)."""
+    brain that means heartbeat's own restart on one side, which the nodes survive (labctl-init
+    adopts the new master: docs/faults.md)."""
     out = json.loads(lc("heal", "all", "--lab", lab, "--wait", "--timeout", "240", "--json",
                         timeout=300).stdout)
     st = out["waited"]["status"]
@@ -187,7 +187,18 @@ def test_freeze_longer_than_deadtime_barney_takes_over(settled_lab: str, lc: Lab
     assert fred["state"] == "paused" and fred["heartbeat"] == "frozen"
     assert [f["id"] for f in st["faults"]] == [rec["id"]]
     wait_for(lambda: served_by(lc.status(settled_lab), "barney"), 120, "barney to serve the share")
+    # thawed, fred finds that barney took its journal: its mount withdraws and it reboots itself
+    # (docs/fencing.md; tests/lab/test_fencing.py checks that it wrote nothing)
+    lc("thaw", "fred", "--lab", settled_lab)
+    st = wait_for(lambda: (s := lc.status(settled_lab)) and node_state(s, "fred") == "exited" and s, 60,
+                  "the thawed fred to fence itself")
+    assert next(n for n in st["nodes"] if n["name"] == "fred")["how_down"] == "self-fenced (reboot)"
+    lc("recover", "fred", "--lab", settled_lab, timeout=300)
     heal_all(lc, settled_lab)
+
+
+def node_state(st: dict[str, Any], name: str) -> str:
+    return str(next(n for n in st["nodes"] if n["name"] == name)["state"])
 
 
 # --------------------------------------------------------------------------- serial
