@@ -206,8 +206,10 @@ async def mount_cluster(device: str, sb: Superblock, hostdata: str | None, lockt
 
 
 def _take(cidev_path: str, victim: int, me: NodeEntry, how: str) -> fence.Record | None:
+    # A victim the switch confirmed off has no lease left to wait out (ogfs/fence.py, step 3).
     return fence.take(cidev_path, victim, me.cid, me.ip, how, log,
-                      functools.partial(slotwatch.unchanged_since, cidev_path))
+                      functools.partial(slotwatch.unchanged_since, cidev_path),
+                      off=how.startswith(fence.POWERED_OFF))
 
 
 def _after_stomith(cfg: ClusterConfig, victim: NodeEntry) -> str:

@@ -10,7 +10,9 @@ memexpd) first calls `take()`:
      and how the victim was fenced (powered off by the switch, STOMITH acknowledged, or not at
      all: "unfenced");
   3. read the slot again and wait until the victim's disk lease (ogfs/lease.py) has certainly
-     run out: one lease length after the newest renewal the slot can show.
+     run out: one lease length after the newest renewal the slot can show.  Not when the power
+     switch confirmed the victim off (`off`): a dead node renews nothing, and waiting would only
+     lengthen the outage (docs/fencing.md, "What the switch costs").
 
 THE INVARIANT, with ogfs/lease.py: after take() returns, the victim's mount writes nothing more
 to the filesystem.  The victim renews its lease by writing its slot and then reading its fence
@@ -116,10 +118,11 @@ def fenced_already(cidev: str, victim: int) -> Record | None:
 
 def take(cidev: str, victim: int, by_cid: int, by_host: str, how: str, log: logging.Logger,
          unchanged_since: Callable[[slots.Slot], float | None] | None = None,
-         sleep: Callable[[float], None] = time.sleep) -> Record | None:
+         sleep: Callable[[float], None] = time.sleep, off: bool = False) -> Record | None:
     """Fence `victim`'s mount before its journal is replayed (steps in the module docstring).
     `unchanged_since` (ogfs.slotwatch) may say since when the slot has looked as it does: then
-    the wait is usually over already.  Returns the record written, None if nothing was mounted."""
+    the wait is usually over already.  `off`: the power switch confirmed the victim off, so there
+    is no lease to wait out.  Returns the record written, None if nothing was mounted."""
     seen_at = time.monotonic()
     s0 = slots.read_slot(cidev, victim)
     if s0 is None or s0.state == slots.UNMOUNTED:
@@ -136,7 +139,9 @@ def take(cidev: str, victim: int, by_cid: int, by_host: str, how: str, log: logg
     s1 = slots.read_slot(cidev, victim)
     if s1 is not None and s1 != s0:
         seen = again_at  # it renewed meanwhile: that renewal may still hold
-    wait = seen + lease_seconds(s0) - time.monotonic()
+    # Powered off: a renewal seen here came from the thaw that `docker kill` of a frozen
+    # container allows, before the kill; the victim is gone now, and nobody wrote in between.
+    wait = 0.0 if off else seen + lease_seconds(s0) - time.monotonic()
     level = logging.WARNING if rec.unfenced else logging.INFO
     log.log(level, "fence: %s (%s's mount %016x)%s", rec.describe(), s0.hostdata, s0.mount_id,
             f"; waiting {wait:.1f} s for its disk lease to run out" if wait > 0 else "")

@@ -78,6 +78,17 @@ def test_take_does_not_wait_for_a_slot_the_watcher_saw_frozen_for_a_lease(dev: s
     assert waits == []
 
 
+def test_take_of_a_node_the_switch_powered_off_does_not_wait(dev: str) -> None:
+    """The switch confirmed the victim off: its slot may have moved just before (docker kill thaws
+    a frozen container for a moment), but a dead node renews nothing, so there is no lease left to
+    wait out. The same slot without `off` is waited for (the test above)."""
+    victim = mounted(dev, cid=0, interval_ms=200)
+    waits: list[float] = []
+    rec = fence.take(dev, 0, 1, "10.0.0.2", fence.POWERED_OFF, log, sleep=waits.append, off=True)
+    assert rec is not None and rec.how == fence.POWERED_OFF and waits == []
+    assert victim.renew() == rec  # had it lived on, its next renewal would still stop it
+
+
 def test_nothing_to_take_from_an_unmounted_slot(dev: str) -> None:
     lease = mounted(dev, cid=0)
     lease.release()
