@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ogfsrun import LoopDevice, Mount, ogfs_cmd
+from ogfsrun import LoopDevice, Mount, ogfs_cmd, tear_down_mounts_under
 
 
 @pytest.fixture
@@ -16,6 +16,7 @@ def loopdev(tmp_path: Path) -> Iterator[LoopDevice]:
     try:
         yield dev
     finally:
+        tear_down_mounts_under(tmp_path)  # no daemon may outlive the device it writes to
         dev.detach()
 
 
@@ -29,7 +30,4 @@ def mounted(loopdev: LoopDevice, tmp_path: Path) -> Iterator[Mount]:
     try:
         yield m
     finally:
-        if m.is_mounted():
-            res = ogfs_cmd("umount.fuse.ogfs", mnt)
-            if res.returncode != 0:
-                m.force_detach()
+        m.tear_down()

@@ -7,7 +7,11 @@ that use them carry the `slow` marker.  Fixtures built on these: tests/ogfs/conf
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,3 +68,45 @@ class Mount:
         """After the daemon died: drop the dead FUSE connection."""
         if self.is_mounted():
             subprocess.run(["umount", "-l", str(self.path)], check=False)
+
+    def daemon_pid(self) -> int | None:
+        """The mount daemon's pid while it runs (its pidfile, ogfs/daemon.py), else None."""
+        try:
+            pid = int(Path(f"/run/ogfs/{str(self.path).strip('/').replace('/', '-')}.pid").read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if b"ogfs.daemon" in cmdline else None
+
+    def tear_down(self) -> None:
+        """A fixture's last word on this mount, whatever the test left: unmount it, or else kill its
+        daemon and drop the mount, and return only once the daemon is gone.  A daemon that outlived
+        its test would go on writing its disk-heartbeat slot to whatever device the next test
+        attaches under the same /dev/loopN."""
+        pid = self.daemon_pid()
+        if self.is_mounted():
+            try:
+                unmounted = ogfs_cmd("umount.fuse.ogfs", self.path, timeout=60).returncode == 0
+            except subprocess.TimeoutExpired:
+                unmounted = False
+            if not unmounted:
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                subprocess.run(["umount", "-l", str(self.path)], check=False)
+        deadline = time.monotonic() + 30
+        while pid is not None and Path(f"/proc/{pid}").exists():
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 30
+            time.sleep(0.05)  # a process's exit has no event to wait on from here
+
+
+def tear_down_mounts_under(root: Path) -> None:
+    """Tear down every mount under `root` (a test's tmp_path), for fixtures that do not keep a
+    list of what the test mounted."""
+    with open("/proc/self/mounts") as f:
+        mine = [line.split()[1] for line in f if line.split()[1].startswith(str(root) + "/")]
+    for mnt in mine:
+        Mount("", Path(mnt)).tear_down()

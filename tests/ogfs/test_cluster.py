@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ogfsrun import NODE_ENV, NODE_PYTHON, SBIN, LoopDevice, Mount, ogfs_cmd
+from ogfsrun import NODE_ENV, NODE_PYTHON, SBIN, LoopDevice, Mount, ogfs_cmd, tear_down_mounts_under
 from support import free_port, wait_for
 
 from ogfs import slots, slotwatch
@@ -107,11 +107,7 @@ def _cluster(loopdev: LoopDevice, tmp_path: Path, switch_port: int | None) -> It
     try:
         yield c
     finally:
-        with open("/proc/self/mounts") as f:
-            mine = [line.split()[1] for line in f if line.split()[1].startswith(str(tmp_path))]
-        for mnt in mine:
-            if ogfs_cmd("umount.fuse.ogfs", mnt).returncode != 0:
-                subprocess.run(["umount", "-l", mnt], check=False)
+        tear_down_mounts_under(tmp_path)
         if c.memexpd is not None:
             c.kill_memexpd(signal.SIGTERM)
         cidev.detach()
@@ -497,38 +493,43 @@ def _block_hashes(dev: LoopDevice) -> list[bytes]:
         return [hashlib.sha1(b).digest() for b in iter(lambda: f.read(4096), b"")]
 
 
+# Writes a0, a1, ... under argv[1], fsync'd, printing each name once it is durable; exits with
+# the errno of the first write that fails.
+_FSYNC_WRITER = """
+import os, sys
+try:
+    for i in range(100000):
+        with open(os.path.join(sys.argv[1], "a%d" % i), "wb") as f:
+            f.write(b"a%d" % i * 500)
+            f.flush()
+            os.fsync(f.fileno())
+        print("a%d" % i)
+except OSError as e:
+    print(e, file=sys.stderr)
+    sys.exit(e.errno)
+"""
+
+
 def test_a_node_frozen_past_its_lease_wakes_up_fenced_and_writes_nothing(cluster: Cluster) -> None:
     """The seed's failover with a node that is only frozen (docs/ogfs.md, "Fencing"): a mounts
     and writes; a and memexpd freeze; a fresh memexpd, and b mounts first, judges a dead by its
     slot, replays a's journal (unfenced: STOMITH manual) and writes.  a wakes up: its lease has
     run out, its renewal finds the fence, and it withdraws before writing a single block."""
     a = cluster.mount(A_IP, "a")
-    acked: list[str] = []
-    errors: list[BaseException] = []
-
-    def writer() -> None:
-        try:
-            for i in range(100000):
-                with open(a.path / f"a{i}", "wb") as f:
-                    f.write(b"a%d" % i * 500)
-                    f.flush()
-                    os.fsync(f.fileno())
-                acked.append(f"a{i}")
-        except OSError as e:
-            errors.append(e)
-
-    t = threading.Thread(target=writer, daemon=True)
-    t.start()
-    wait_for(lambda: len(acked) >= 20, 30, "a's writer")
+    # The writer is a process of its own, not a thread: a file it has open on a's mount while a's
+    # daemon is stopped would be inherited by every subprocess this test forks, and each child's
+    # close of it (FUSE FLUSH) would hang until a wakes up.
+    writer = subprocess.Popen([sys.executable, "-u", "-c", _FSYNC_WRITER, str(a.path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert writer.stdout is not None
+    acked = [writer.stdout.readline().strip() for _ in range(20)]
+    assert acked == [f"a{i}" for i in range(20)], acked
     assert cluster.memexpd is not None
     os.kill(_daemon_pid(a), signal.SIGSTOP)
     os.kill(cluster.memexpd.pid, signal.SIGSTOP)
-    before_freeze = list(acked)
     cluster.kill_memexpd()  # a stopped memexpd dies of SIGKILL: the port is free for a fresh one
     cluster.start_memexpd()
     b = cluster.mount(B_IP, "b")
-    for name in before_freeze:
-        assert (b.path / name).read_bytes() == b"a%d" % int(name[1:]) * 500
     for i in range(20):
         with open(b.path / f"b{i}", "wb") as f:
             f.write(os.urandom(6000))
@@ -544,8 +545,11 @@ def test_a_node_frozen_past_its_lease_wakes_up_fenced_and_writes_nothing(cluster
     st = wait_for(lambda: (s := _mount_state(a)) and s.get("withdrawn") and s, 30, "a to withdraw")
     assert f"journal 0 taken by {B_IP} (cid 1)" in st["withdrawn"], st
     assert st["lease"]["fenced"], st
-    t.join(30)
-    assert not t.is_alive() and errors and getattr(errors[0], "errno", None) == 5, errors  # EIO
+    rest, err = writer.communicate(timeout=30)
+    acked += rest.split()
+    assert writer.returncode == 5, (writer.returncode, err)  # EIO: a's mount was withdrawn
+    for name in acked:  # every write a had acknowledged before it froze is on the disk b replayed
+        assert (b.path / name).read_bytes() == b"a%d" % int(name[1:]) * 500
     assert _block_hashes(cluster.data) == on_disk, "a wrote to the disk after it woke up"
     assert "fenced: journal 0 taken by" in _daemon_log(a)
 

@@ -44,8 +44,7 @@ def mount(loopdev: LoopDevice, tmp_path: Path, fault_env: dict[str, str]) -> Ite
         yield m
     finally:
         tool(fault_env, "diskfault", "clear")
-        if m.is_mounted() and ogfs_cmd("umount.fuse.ogfs", mnt).returncode != 0:
-            m.force_detach()
+        m.tear_down()
 
 
 def tool(env: dict[str, str], *args: object) -> str:
