@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,13 +94,24 @@ class Mount:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                 subprocess.run(["umount", "-l", str(self.path)], check=False)
-        deadline = time.monotonic() + 30
-        while pid is not None and Path(f"/proc/{pid}").exists():
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                deadline = time.monotonic() + 30
-            time.sleep(0.05)  # a process's exit has no event to wait on from here
+        if pid is not None:
+            _wait_gone(pid)
+
+
+def _wait_gone(pid: int) -> None:
+    """Wait for a process that is not our child to exit (its pidfd becomes readable), killing it
+    if it takes longer than 30 s."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not select.select([pidfd], [], [], 30)[0]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            select.select([pidfd], [], [], 30)
+    finally:
+        os.close(pidfd)
 
 
 def tear_down_mounts_under(root: Path) -> None:
