@@ -14,6 +14,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+from ogfs import mountopts
+
 ROOT = Path(__file__).resolve().parents[2]
 SBIN = ROOT / "ogfs" / "sbin"
 NODE_PYTHON = "/usr/bin/python3"
@@ -69,10 +71,14 @@ class Mount:
         if self.is_mounted():
             subprocess.run(["umount", "-l", str(self.path)], check=False)
 
+    def pid(self) -> int:
+        """The mount daemon's pid, from its pidfile (ogfs/mountopts.py run_paths)."""
+        return int(Path(mountopts.run_paths(str(self.path)).pid).read_text())
+
     def daemon_pid(self) -> int | None:
-        """The mount daemon's pid while it runs (its pidfile, ogfs/daemon.py), else None."""
+        """The mount daemon's pid while it runs, else None."""
         try:
-            pid = int(Path(f"/run/ogfs/{str(self.path).strip('/').replace('/', '-')}.pid").read_text())
+            pid = self.pid()
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None

@@ -348,7 +348,7 @@ def test_a_dead_node_is_expired_stomithed_and_recovered_by_the_survivor(cluster:
         f.write(b"held by a")
         f.flush()
         os.fsync(f.fileno())
-    pid = int(Path(f"/run/ogfs/{str(a.path).strip('/').replace('/', '-')}.pid").read_text())
+    pid = a.pid()
     os.kill(pid, signal.SIGKILL)
     a.force_detach()
     result: list[object] = []
@@ -381,7 +381,7 @@ def test_seed_failover_in_miniature(cluster: Cluster) -> None:
             f.write(b"%d" % i * 1000)
             f.flush()
             os.fsync(f.fileno())
-    pid = int(Path(f"/run/ogfs/{str(a.path).strip('/').replace('/', '-')}.pid").read_text())
+    pid = a.pid()
     os.kill(pid, signal.SIGKILL)
     cluster.kill_memexpd()
     a.force_detach()
@@ -478,10 +478,6 @@ def test_mount_without_memexpd_fails_in_bounded_time(cluster: Cluster) -> None:
     assert time.monotonic() - t < 60
 
 
-def _daemon_pid(m: Mount) -> int:
-    return int(Path(f"/run/ogfs/{str(m.path).strip('/').replace('/', '-')}.pid").read_text())
-
-
 def _mount_state(m: Mount) -> dict:
     res = ogfs_cmd("ogfs_tool", "mount", m.path, "--json")
     return json.loads(res.stdout) if res.returncode == 0 else {}
@@ -525,7 +521,7 @@ def test_a_node_frozen_past_its_lease_wakes_up_fenced_and_writes_nothing(cluster
     acked = [writer.stdout.readline().strip() for _ in range(20)]
     assert acked == [f"a{i}" for i in range(20)], acked
     assert cluster.memexpd is not None
-    os.kill(_daemon_pid(a), signal.SIGSTOP)
+    os.kill(a.pid(), signal.SIGSTOP)
     os.kill(cluster.memexpd.pid, signal.SIGSTOP)
     cluster.kill_memexpd()  # a stopped memexpd dies of SIGKILL: the port is free for a fresh one
     cluster.start_memexpd()
@@ -541,7 +537,7 @@ def test_a_node_frozen_past_its_lease_wakes_up_fenced_and_writes_nothing(cluster
     assert "replaying its journal UNFENCED" in _daemon_log(b)
     on_disk = _block_hashes(cluster.data)
 
-    os.kill(_daemon_pid(a), signal.SIGCONT)
+    os.kill(a.pid(), signal.SIGCONT)
     st = wait_for(lambda: (s := _mount_state(a)) and s.get("withdrawn") and s, 30, "a to withdraw")
     assert f"journal 0 taken by {B_IP} (cid 1)" in st["withdrawn"], st
     assert st["lease"]["fenced"], st
@@ -590,7 +586,7 @@ def test_memexpds_stomith_powers_a_frozen_node_off_through_the_switch(loopdev: L
             f.write(b"held by a")
             f.flush()
             os.fsync(f.fileno())
-        pid = _daemon_pid(a)
+        pid = a.pid()
         engine.on_kill["node-a"] = lambda: os.kill(pid, signal.SIGKILL)
         os.kill(pid, signal.SIGSTOP)  # frozen: no heartbeat to memexpd, no disk heartbeat
         result: list[bytes] = []

@@ -62,10 +62,6 @@ def daemon_log(m: Mount) -> str:
     return Path(mountopts.run_paths(str(m.path)).log).read_text()
 
 
-def daemon_pid(m: Mount) -> int:
-    return int(Path(mountopts.run_paths(str(m.path)).pid).read_text())
-
-
 def pending(env: dict[str, str], device: str) -> int:
     return json.loads(tool(env, "journals", device, "--json"))[0]["transactions"]
 
@@ -100,7 +96,7 @@ def test_a_write_error_withdraws_the_mount(mount: Mount, loopdev: LoopDevice, fa
                                            after: int, fsync: bool) -> None:
     write_file(mount.path / "kept", DATA)
     before = pending(fault_env, loopdev.path)
-    pid = daemon_pid(mount)
+    pid = mount.pid()
     inject(fault_env, loopdev.path, "--errors", "write", "--after", str(after))
     if after == 0:
         # The file's data block is the first write: the write itself fails.
